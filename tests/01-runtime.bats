@@ -1,0 +1,184 @@
+#!/usr/bin/env bats
+# tests/01-runtime.bats: chapter 01, the runtime, checked from outside.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+    load helpers/common
+    common_setup
+    BIN="$ROOT/01-runtime/runtime"
+}
+
+teardown() {
+    common_teardown
+}
+
+# summary_workers FILE: print the worker rows' names of a demo summary.
+summary_workers() {
+    grep -oE '^worker-[0-9]+' "$1" | sort -V | tr '\n' ' '
+}
+
+# thread_names PID: print the sorted names of PID's threads.
+thread_names() {
+    cat /proc/"$1"/task/*/comm 2>/dev/null | sort | tr '\n' ' '
+}
+
+@test "runtime: --help lists the flags, the variables and the exit codes" {
+    run -0 "$BIN" --help
+    for word in --flavor RUNTIME_FLAVOR --workers WORKER_THREADS LOG_LEVEL \
+        DEMO_DURATION --tasks --baseline "exit status" 130; do
+        assert_output --partial -- "$word"
+    done
+}
+
+@test "runtime: multi_thread runs the demo, one summary row per configured worker" {
+    WORKER_THREADS=3 run -0 --separate-stderr "$BIN" --duration 0.3
+    assert_line "flavor: multi_thread, worker threads: 3"
+    [[ $(summary_workers <(echo "$output")) == "worker-0 worker-1 worker-2 " ]]
+    assert_line --regexp '^main: [0-9]+ tasks'
+    assert_line --regexp '^tasks: ([0-9]+) spawned, \1 joined'
+    [[ $stderr =~ "shutdown complete" ]]
+    # the log names the workers that ran tasks
+    [[ $stderr =~ \[worker-[0-2]\]\ compute- ]]
+}
+
+@test "runtime: the worker count defaults to the number of CPUs" {
+    run -0 "$BIN" --duration 0.1 --timers 1 --messages 1
+    assert_line "flavor: multi_thread, worker threads: $(nproc)"
+}
+
+@test "runtime: worker threads are named worker-0..N-1 in /proc while it runs" {
+    start_bg demo 20 env WORKER_THREADS=3 "$BIN" --duration 10
+    wait_for_log "$BG_ERR" 'runtime up'
+    names=$(thread_names "$BG_CHILD")
+    [[ $names == *"worker-0 worker-1 worker-2 "* ]] || fail "threads: $names"
+    [[ $names != *worker-3* ]] || fail "threads: $names"
+    stop_bg TERM
+    [[ $EXIT_STATUS -eq 0 ]]
+}
+
+@test "runtime: current_thread runs every task on main and starts no worker" {
+    start_bg demo 20 "$BIN" --flavor current_thread --duration 1
+    wait_for_log "$BG_ERR" 'runtime up'
+    names=$(thread_names "$BG_CHILD")
+    [[ $names != *worker-* ]] || fail "threads: $names"
+    wait_exit "$BG_PID" 10
+    [[ $EXIT_STATUS -eq 0 ]]
+    run cat "$BG_OUT"
+    assert_line "flavor: current_thread, worker threads: 0"
+    refute_line --regexp '^worker-'
+    total=$(sed -nE 's/^tasks: ([0-9]+) spawned.*/\1/p' "$BG_OUT")
+    assert_line --regexp "^main: $total tasks"
+    grep -q 'runtime up: current_thread, 0 worker threads' "$BG_ERR"
+}
+
+@test "runtime: every spawned task is joined exactly once" {
+    for flavor in multi_thread current_thread; do
+        LOG_LEVEL=debug run -0 --separate-stderr "$BIN" --flavor "$flavor" --workers 2 \
+            --duration 0.4 --compute 5 --timers 3 --messages 3
+        spawned=$(grep -oE 'spawned [a-z]+-[0-9]+$' <<<"$stderr" | cut -d' ' -f2 | sort)
+        joined=$(grep -oE 'joined [a-z]+-[0-9]+$' <<<"$stderr" | cut -d' ' -f2 | sort)
+        [[ -n $spawned ]] || fail "no 'spawned' lines at debug level"
+        # the readers spawn each other: count them apart
+        [[ $(grep -vc reader <<<"$spawned") -eq 11 ]] || fail "spawned: $spawned"
+        [[ -z $(uniq -d <<<"$joined") ]] || fail "joined twice: $(uniq -d <<<"$joined")"
+        diff <(grep -v reader <<<"$spawned") <(grep -v reader <<<"$joined") ||
+            fail "$flavor: spawned and joined tasks differ"
+        assert_line --regexp '^tasks: ([0-9]+) spawned, \1 joined, \1 ran, 0 dropped'
+    done
+}
+
+@test "runtime: the benchmark spawns and joins every task once and ends with RESULT" {
+    run -0 --separate-stderr "$BIN" --workers 2 --tasks 20000 --bursts 3 --baseline
+    assert_line "joined 20000 of 20000 tasks in each of 3 bursts; each ran exactly once"
+    assert_line --regexp '^RESULT runtime_baseline [0-9]+ jobs/s$'
+    assert_line --regexp '^RESULT runtime_spawn_vs_baseline [0-9.]+ x$'
+    [[ ${lines[-1]} =~ ^RESULT\ runtime_spawn\ [0-9]+\ tasks/s$ ]] || fail "last line: ${lines[-1]}"
+}
+
+@test "runtime: flags override the environment" {
+    WORKER_THREADS=1 RUNTIME_FLAVOR=current_thread run -0 "$BIN" --flavor multi_thread \
+        --workers 2 --duration 0.1 --timers 1 --messages 1
+    assert_line "flavor: multi_thread, worker threads: 2"
+    # a flag replaces the variable, so a bad value there is not even read
+    WORKER_THREADS=0 run -0 "$BIN" --workers 2 --duration 0.1 --timers 1 --messages 1
+}
+
+@test "runtime: invalid environment values exit 2 naming the variable and what is accepted" {
+    WORKER_THREADS=0 run -2 --separate-stderr "$BIN"
+    [[ $stderr == "error: invalid WORKER_THREADS '0': expected a whole number from 1 to 1024" ]]
+    WORKER_THREADS=two run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid WORKER_THREADS 'two'" ]]
+    WORKER_THREADS=" 2" run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid WORKER_THREADS ' 2'" ]]
+    WORKER_THREADS=1025 run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid WORKER_THREADS '1025'" ]]
+    RUNTIME_FLAVOR=fast run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid RUNTIME_FLAVOR 'fast': expected multi_thread or current_thread" ]]
+    LOG_LEVEL=loud run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid LOG_LEVEL 'loud': expected error, warn, info, debug or trace" ]]
+    DEMO_DURATION=-1 run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid DEMO_DURATION '-1'" ]]
+    DEMO_COMPUTE_TASKS=lots run -2 --separate-stderr "$BIN"
+    [[ $stderr =~ "invalid DEMO_COMPUTE_TASKS 'lots'" ]]
+}
+
+@test "runtime: invalid flags exit 2 with a one-line error" {
+    run -2 --separate-stderr "$BIN" --workers 0
+    [[ $stderr == "error: invalid --workers '0': expected a whole number from 1 to 1024" ]]
+    run -2 --separate-stderr "$BIN" --workers=abc
+    [[ $stderr =~ "invalid --workers 'abc'" ]]
+    run -2 --separate-stderr "$BIN" --flavor
+    [[ $stderr == "error: option '--flavor' needs a value (see --help)" ]]
+    run -2 --separate-stderr "$BIN" --frobnicate
+    [[ $stderr == "error: unknown option '--frobnicate' (see --help)" ]]
+    run -2 --separate-stderr "$BIN" --baseline
+    [[ $stderr =~ "--baseline needs --tasks" ]]
+    run -2 --separate-stderr "$BIN" --duration 1.5ms
+    [[ $stderr =~ "invalid --duration '1.5ms'" ]]
+    [[ -z $output ]] # nothing on stdout
+}
+
+@test "runtime: SIGINT mid-demo shuts down cleanly with exit 0" {
+    start_bg demo 30 "$BIN" --workers 2 --duration 20
+    wait_for_log "$BG_ERR" 'compute-'
+    t0=$(now_ms)
+    stop_bg INT "$BG_PID" 5
+    [[ $EXIT_STATUS -eq 0 ]] || fail "exit status $EXIT_STATUS"
+    (($(elapsed_ms "$t0") < 3000)) || fail "took $(elapsed_ms "$t0") ms to exit"
+    grep -q 'received SIGINT' "$BG_ERR"
+    grep -q 'shutdown complete' "$BG_ERR"
+    grep -qE '^tasks: [0-9]+ spawned, [0-9]+ joined, [0-9]+ ran, [1-9][0-9]* dropped' "$BG_OUT"
+}
+
+@test "runtime: SIGTERM mid-demo shuts down cleanly with exit 0, on both flavors" {
+    for flavor in multi_thread current_thread; do
+        start_bg "demo-$flavor" 30 "$BIN" --flavor "$flavor" --duration 20
+        wait_for_log "$BG_ERR" 'timer-0'
+        stop_bg TERM "$BG_PID" 5
+        [[ $EXIT_STATUS -eq 0 ]] || fail "$flavor: exit status $EXIT_STATUS"
+        grep -q 'received SIGTERM' "$BG_ERR"
+        grep -q 'shutdown complete' "$BG_ERR"
+    done
+}
+
+@test "runtime: a second signal during a stuck shutdown forces exit 130" {
+    # current_thread with a blocking task: the first SIGINT cannot be served
+    # until the task returns, so the second one must end the process.
+    start_bg demo 30 "$BIN" --flavor current_thread --block 20s --duration 30
+    wait_for_log "$BG_ERR" 'blocking this thread'
+    signal_bg INT
+    sleep 0.2
+    stop_bg INT "$BG_PID" 5
+    [[ $EXIT_STATUS -eq 130 ]] || fail "exit status $EXIT_STATUS"
+    grep -q 'second signal' "$BG_ERR"
+}
+
+@test "runtime: a blocking task starves timers on current_thread but not on multi_thread" {
+    run -0 "$BIN" --flavor current_thread --block 1s --timers 2 --messages 1 --duration 1s
+    late=$(sed -nE 's/^timers: worst lateness ([0-9]+) ms$/\1/p' <<<"$output")
+    ((late >= 400)) || fail "current_thread: worst lateness only $late ms"
+    run -0 "$BIN" --workers 2 --block 1s --timers 2 --messages 1 --duration 1s
+    late=$(sed -nE 's/^timers: worst lateness ([0-9]+) ms$/\1/p' <<<"$output")
+    ((late < 400)) || fail "multi_thread: worst lateness $late ms"
+}
