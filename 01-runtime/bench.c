@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "lock.h"
 #include "log.h"
+#include "selfpipe.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -202,6 +203,13 @@ int bench_run(struct runtime *rt, uint64_t tasks, unsigned bursts, bool baseline
              tasks, runtime_flavor_name(runtime_get_flavor(rt)), runtime_worker_count(rt),
              baseline ? ", against the bare-queue baseline" : "");
     for (unsigned b = 0; b < bursts; b++) {
+        int signo = selfpipe_take(); /* Ctrl-C is noticed between bursts */
+        if (signo != 0) {
+            log_info("received %s: benchmark interrupted after %u bursts",
+                     selfpipe_signal_name(signo), b);
+            status = 128 + signo;
+            goto out;
+        }
         if (baseline) {
             bq_secs[b] = baseline_burst(&q, jobs, tasks);
         }

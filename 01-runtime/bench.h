@@ -16,8 +16,9 @@
  * last line of stdout. With baseline, also time a bare work queue (2
  * threads pulling `tasks` jobs from one mutex+condvar queue, one lock per
  * job), bursts interleaved with the runtime's, and report it first with the
- * ratio. Returns 0, or 1 if a task was lost, ran twice or could not be
- * spawned. */
+ * ratio. SIGINT/SIGTERM (selfpipe.h) are noticed between bursts. Returns 0;
+ * 1 if a task was lost, ran twice or could not be spawned; 130 or 143 if a
+ * signal interrupted it. */
 int bench_run(struct runtime *rt, uint64_t tasks, unsigned bursts, bool baseline);
 
 #endif /* BENCH_H */

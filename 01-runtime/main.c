@@ -70,12 +70,15 @@ static void usage(FILE *out, unsigned cpus)
             "                                         too, in the same run\n"
             "  -h, --help                             this text\n"
             "\n"
-            "SIGINT (Ctrl-C) or SIGTERM shuts the runtime down cleanly: waiting tasks are\n"
-            "dropped, running ones finish, \"shutdown complete\", exit 0. A second signal\n"
-            "exits at once with 130 (SIGINT) or 143 (SIGTERM).\n"
+            "SIGINT (Ctrl-C) or SIGTERM shuts the demo's runtime down cleanly: waiting\n"
+            "tasks are dropped, running ones finish, \"shutdown complete\", exit 0. The\n"
+            "benchmark stops between bursts and exits 130 or 143. A second signal exits\n"
+            "at once with 130 (SIGINT) or 143 (SIGTERM).\n"
             "\n"
-            "exit status: 0 success (also after a signal), 1 run-time failure,\n"
-            "             2 usage or configuration error, 130/143 forced by a second signal\n",
+            "exit status: 0  success, also a demo cut short by a signal\n"
+            "             1  run-time failure (a task lost or run twice, no memory)\n"
+            "             2  usage or configuration error\n"
+            "             130, 143  benchmark interrupted, or forced out by a second signal\n",
             RUNTIME_MAX_WORKERS, cpus);
 }
 

@@ -100,7 +100,7 @@ struct runtime {
     _Atomic(struct runtime_task *) qtail; /* last pushed node */
     atomic_size_t queued;                 /* tasks in the queue, approximate */
     struct runtime_task stub;             /* placeholder node of the empty queue */
-    atomic_uint idle_hint;                /* parked threads not yet woken (see idle_hint_update) */
+    atomic_uint idle_hint; /* parked threads not yet woken (idle_hint_update_locked) */
 
     pthread_mutex_t lock;         /* protects every field below */
     pthread_cond_t park;          /* idle threads that may drive the reactor sleep here */
@@ -544,9 +544,14 @@ static void *worker_main(void *arg)
         struct runtime_task *batch =
             queue_take_locked(rt, share < RT_BATCH_MAX ? share : RT_BATCH_MAX);
         if (batch == NULL) {
-            if (queue_is_empty_locked(rt))
+            if (queue_is_empty_locked(rt)) {
                 park_locked(rt); /* drive the reactor, or sleep until woken */
-            continue;            /* else a push is in progress: look again */
+            } else {             /* a push is in progress: let it finish */
+                lock_release(&rt->lock);
+                sched_yield();
+                lock_acquire(&rt->lock);
+            }
+            continue;
         }
         unsigned signals = queue_is_empty_locked(rt) ? 0 : notify_locked(rt, 1); /* pass it on */
         lock_release(&rt->lock);
@@ -761,7 +766,7 @@ static int reactor_add(struct runtime *rt, struct runtime_task *t, bool is_timer
 int runtime_spawn_after(struct runtime *rt, int64_t delay_ms, runtime_task_fn *fn, void *arg,
                         struct runtime_task **handle)
 {
-    if (delay_ms < 0)
+    if (delay_ms < 0 || delay_ms > RUNTIME_MAX_DELAY_MS)
         return EINVAL;
     struct runtime_task *t = task_new(rt, fn, arg, TASK_PENDING, handle != NULL);
     if (t == NULL)
@@ -857,8 +862,10 @@ static size_t drop_queue_locked(struct runtime *rt)
     size_t n = 0;
     while (!queue_is_empty_locked(rt)) {
         struct runtime_task *t = queue_pop_locked(rt);
-        if (t == NULL)
-            continue;               /* a push in progress */
+        if (t == NULL) {
+            sched_yield(); /* a push in progress: the pusher needs no lock */
+            continue;
+        }
         int expected = TASK_QUEUED; /* fails if a joiner claimed it: it runs */
         (void)atomic_compare_exchange_strong(&t->state, &expected, TASK_CANCELLED);
         task_unref(t);

@@ -47,8 +47,9 @@ enum runtime_flavor {
     RUNTIME_CURRENT_THREAD, /* flavor = "current_thread" */
 };
 
-#define RUNTIME_MAX_WORKERS   1024              /* the clamp libuv also uses */
-#define RUNTIME_DEFAULT_STACK (2 * 1024 * 1024) /* tokio's worker stack size */
+#define RUNTIME_MAX_WORKERS   1024                             /* the clamp libuv also uses */
+#define RUNTIME_DEFAULT_STACK (2 * 1024 * 1024)                /* tokio's worker stack size */
+#define RUNTIME_MAX_DELAY_MS  (100LL * 365 * 24 * 3600 * 1000) /* a century */
 
 struct runtime_config {
     enum runtime_flavor flavor; /* which scheduler */
@@ -83,7 +84,8 @@ int runtime_spawn(struct runtime *rt, runtime_task_fn *fn, void *arg, struct run
 
 /* runtime_spawn_after: like runtime_spawn, but the task is queued only once
  * delay_ms milliseconds have passed (tokio: spawn(async { sleep(d).await;
- * ... })). Until then it costs no thread. EINVAL for a negative delay. */
+ * ... })). Until then it costs no thread. EINVAL for a negative delay or
+ * one over RUNTIME_MAX_DELAY_MS. */
 int runtime_spawn_after(struct runtime *rt, int64_t delay_ms, runtime_task_fn *fn, void *arg,
                         struct runtime_task **handle);
 

@@ -182,3 +182,12 @@ thread_names() {
     late=$(sed -nE 's/^timers: worst lateness ([0-9]+) ms$/\1/p' <<<"$output")
     ((late < 400)) || fail "multi_thread: worst lateness $late ms"
 }
+
+@test "runtime: SIGINT during the benchmark stops it between bursts with exit 130" {
+    start_bg bench 60 "$BIN" --workers 2 --tasks 200000 --bursts 1000
+    wait_for_log "$BG_ERR" 'benchmark:'
+    stop_bg INT "$BG_PID" 10
+    [[ $EXIT_STATUS -eq 130 ]] || fail "exit status $EXIT_STATUS"
+    grep -q 'benchmark interrupted' "$BG_ERR"
+    run ! grep -q '^RESULT' "$BG_OUT"
+}
