@@ -170,23 +170,18 @@ static bool task_claim(struct runtime_task *t)
     return atomic_compare_exchange_strong(&t->state, &expected, TASK_RUNNING);
 }
 
-static void driver_wake_locked(struct runtime *rt);
-static void idle_hint_update_locked(struct runtime *rt);
+static void wake_all_locked(struct runtime *rt);
 
 /* Publish a final state and wake a joiner if one sleeps. The state store and
  * the join_waiting load are sequentially consistent, and so are the
  * joiner's join_waiting store and state load: at least one side sees the
  * other, so a wake-up is never lost. */
-static void task_finish(struct runtime *rt, struct runtime_task *t, enum task_state final)
+static void task_finish(struct runtime *rt, struct runtime_task *t, enum task_state final_state)
 {
-    atomic_store(&t->state, (int) final);
+    atomic_store(&t->state, (int)final_state);
     if (atomic_load(&t->join_waiting)) {
         lock_acquire(&rt->lock);
-        rt->wakeups = rt->sleepers;
-        lock_cond_broadcast(&rt->park);
-        lock_cond_broadcast(&rt->joined);
-        driver_wake_locked(rt);
-        idle_hint_update_locked(rt);
+        wake_all_locked(rt);
         lock_release(&rt->lock);
     }
 }
@@ -292,6 +287,17 @@ static unsigned notify_locked(struct runtime *rt, size_t n)
         driver_wake_locked(rt);
     idle_hint_update_locked(rt);
     return signals;
+}
+
+/* Wake every parked thread: joiners re-check their task, workers their
+ * queue and the shutdown flag. */
+static void wake_all_locked(struct runtime *rt)
+{
+    rt->wakeups = rt->sleepers;
+    lock_cond_broadcast(&rt->park);
+    lock_cond_broadcast(&rt->joined);
+    driver_wake_locked(rt);
+    idle_hint_update_locked(rt);
 }
 
 static void send_signals(struct runtime *rt, unsigned signals)
@@ -890,11 +896,7 @@ void runtime_shutdown(struct runtime *rt)
         drop_locked(rt->fdwaits[i]);
     rt->nfdwaits = 0;
 
-    rt->wakeups = rt->sleepers;
-    lock_cond_broadcast(&rt->park);
-    lock_cond_broadcast(&rt->joined);
-    driver_wake_locked(rt);
-    idle_hint_update_locked(rt);
+    wake_all_locked(rt);
     lock_release(&rt->lock);
     log_debug("runtime shutting down: %zu waiting tasks dropped", dropped);
 }

@@ -191,3 +191,11 @@ thread_names() {
     grep -q 'benchmark interrupted' "$BG_ERR"
     run ! grep -q '^RESULT' "$BG_OUT"
 }
+
+@test "runtime: the shared parsers accept exactly the documented forms (unit table)" {
+    exe="$BATS_TEST_TMPDIR/parse_test"
+    run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I "$ROOT/01-runtime" \
+        -o "$exe" "$ROOT/tests/unit/parse_test.c" "$ROOT/01-runtime/parse.c"
+    run -0 "$exe"
+    assert_output "parse: all cases pass"
+}
