@@ -55,6 +55,15 @@
  * wake-up cost. */
 #define RT_JOIN_SPINS 64
 
+/* How deep a joiner may nest other tasks on its own stack while it helps
+ * (each helped task may join and help in turn). Past it, a joiner only
+ * waits, or on current_thread runs its own task directly. */
+#define RT_HELP_DEPTH 8
+
+/* The longest single poll(2) sleep: poll takes an int of milliseconds, so a
+ * timer days away is reached in steps of a day. */
+#define RT_MAX_POLL_MS 86400000
+
 enum task_state {
     TASK_PENDING,   /* waiting on a timer or an fd, held by the reactor */
     TASK_QUEUED,    /* in the run queue or in a worker's batch */
@@ -100,7 +109,8 @@ struct runtime {
     _Atomic(struct runtime_task *) qtail; /* last pushed node */
     atomic_size_t queued;                 /* tasks in the queue, approximate */
     struct runtime_task stub;             /* placeholder node of the empty queue */
-    atomic_uint idle_hint; /* parked threads not yet woken (idle_hint_update_locked) */
+    atomic_uint idle_hint;                /* threads parked on `park` or in poll() and not yet
+                                             woken (idle_hint_update_locked) */
 
     pthread_mutex_t lock;         /* protects every field below */
     pthread_cond_t park;          /* idle threads that may drive the reactor sleep here */
@@ -108,6 +118,7 @@ struct runtime {
     struct runtime_task *qhead;   /* next node to pop (maybe the stub) */
     unsigned sleepers;            /* threads waiting on park */
     unsigned wakeups;             /* signals sent to park, not yet consumed */
+    unsigned joined_sleepers;     /* threads waiting on joined */
     bool driver_busy;             /* some thread owns the reactor */
     bool driver_in_poll;          /* ... and may be blocked in poll() */
     bool wake_pending;            /* a byte sits in the wake pipe */
@@ -125,6 +136,7 @@ static _Thread_local char rt_tls_self;
 static _Thread_local int rt_tls_worker = -1;         /* worker index or -1 */
 static _Thread_local struct runtime *rt_tls_runtime; /* runtime this thread serves */
 static _Thread_local unsigned rt_tls_ticks;          /* tasks since last reactor poll */
+static _Thread_local unsigned rt_tls_help_depth;     /* tasks nested by helping joins */
 
 /* ---- tasks --------------------------------------------------------------- */
 
@@ -283,10 +295,26 @@ static unsigned notify_locked(struct runtime *rt, size_t n)
         signals++;
         n--;
     }
-    if (n > 0)
+    if (n > 0) {
         driver_wake_locked(rt);
+        /* No free worker: joiners asleep on `joined` may be able to help
+         * (a joiner outside the workers can run queued tasks; a worker
+         * nested too deep to help can still drive the reactor). */
+        if (rt->joined_sleepers > 0)
+            lock_cond_broadcast(&rt->joined);
+    }
     idle_hint_update_locked(rt);
     return signals;
+}
+
+/* A joiner that may not drive or may not help sleeps on `joined`: woken
+ * when a task finishes, at shutdown, and when work arrives that no worker
+ * is free to take (notify_locked). */
+static void joined_wait_locked(struct runtime *rt)
+{
+    rt->joined_sleepers++;
+    lock_cond_wait(&rt->joined, &rt->lock);
+    rt->joined_sleepers--;
 }
 
 /* Wake every parked thread: joiners re-check their task, workers their
@@ -371,12 +399,21 @@ static void fdwait_remove_locked(struct runtime *rt, struct runtime_task *t)
     rt->fdwaits[t->slot]->slot = t->slot;
 }
 
+/* How long drive_locked may sleep in poll(). */
+enum drive_mode {
+    DRIVE_PEEK,      /* not at all: a look between tasks */
+    DRIVE_WAIT,      /* until the nearest timer, unless tasks are queued */
+    DRIVE_WAIT_ONLY, /* until the nearest timer even with tasks queued: for
+                        a joiner that may not run them (RT_HELP_DEPTH) */
+};
+
 /* [snippet:drive] */
 /* Own the reactor for one turn: poll the wake pipe and every waiting fd,
- * sleeping at most until the nearest timer (or not at all if block is
- * false), then queue every task whose fd is ready or whose timer is due.
+ * sleeping at most until the nearest timer (see mode), then queue every
+ * task whose fd is ready or whose timer is due. caller_runs: the caller
+ * will run one of the queued tasks itself.
  * Called and returns with rt->lock held; drops it around poll(). */
-static void drive_locked(struct runtime *rt, bool block)
+static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_runs)
 {
     rt->driver_busy = true;
     rt_tls_ticks = 0;
@@ -401,9 +438,15 @@ static void drive_locked(struct runtime *rt, bool block)
     int timeout = -1; /* no timers: sleep until an fd or the wake pipe */
     if (rt->ntimers > 0) {
         int64_t left_us = rt->timers[0]->deadline_us - clock_now_us();
-        timeout = left_us <= 0 ? 0 : (int)((left_us + 999) / 1000); /* round up: never early */
+        if (left_us <= 0)
+            timeout = 0;
+        else if (left_us >= RT_MAX_POLL_MS * 1000LL)
+            timeout = RT_MAX_POLL_MS; /* far timers: wake up and look again */
+        else
+            timeout = (int)((left_us + 999) / 1000); /* round up: never early */
     }
-    if (!block || !queue_is_empty_locked(rt) || atomic_load(&rt->shutting_down))
+    if (mode == DRIVE_PEEK || atomic_load(&rt->shutting_down) ||
+        (mode == DRIVE_WAIT && !queue_is_empty_locked(rt)))
         timeout = 0;
 
     rt->driver_in_poll = timeout != 0;
@@ -421,8 +464,12 @@ static void drive_locked(struct runtime *rt, bool block)
     rt->driver_busy = false;
     idle_hint_update_locked(rt);
 
-    if (ready < 0 && poll_errno != EINTR)
-        log_warn("runtime: poll failed: %s", strerror(poll_errno));
+    if (ready < 0 && poll_errno != EINTR) { /* EINVAL (too many fds), ENOMEM */
+        log_warn("runtime: poll failed: %s; retrying in 10 ms", strerror(poll_errno));
+        lock_release(&rt->lock);
+        clock_sleep_ms(10); /* rather than spin on an error that persists */
+        lock_acquire(&rt->lock);
+    }
     if (atomic_load(&rt->shutting_down))
         return; /* shutdown dropped every waiting task while we slept */
 
@@ -450,10 +497,12 @@ static void drive_locked(struct runtime *rt, bool block)
         pushed++;
     }
 
-    /* (5) This thread is about to run what it queued; wake others for the
-     * rest, and one more to take over the reactor if anything still waits
-     * on it, so timers are not late while we are busy. */
-    size_t extra = pushed > 0 ? pushed - 1 : 0;
+    /* (5) Wake threads for what was queued, less the one task a worker
+     * about to take a batch will run itself (a joiner may run none: it
+     * returns as soon as its own task is done), and one more to take over
+     * the reactor if anything still waits on it, so timers are not late
+     * while we are busy. */
+    size_t extra = caller_runs && pushed > 0 ? pushed - 1 : pushed;
     if (rt->ntimers > 0 || rt->nfdwaits > 0)
         extra++;
     send_signals(rt, notify_locked(rt, extra)); /* lock held: fine, rare */
@@ -472,20 +521,20 @@ static bool reactor_has_waiters_locked(struct runtime *rt)
  * workers, and the summary shows who ran what. */
 static bool may_drive(const struct runtime *rt)
 {
-    return rt->nworkers == 0 || rt_tls_worker >= 0;
+    return rt->nworkers == 0 || (rt_tls_worker >= 0 && rt_tls_runtime == rt);
 }
 
-static void park_locked(struct runtime *rt)
+static void park_locked(struct runtime *rt, bool caller_runs)
 {
     if (!may_drive(rt)) { /* a joiner outside the workers: wait for a finish */
-        lock_cond_wait(&rt->joined, &rt->lock);
+        joined_wait_locked(rt);
         return;
     }
     /* The reactor needs a driver only while a timer or an fd waits; without
      * one, a condvar is a cheaper bed than poll() on the wake pipe (a spawn
      * then costs one futex wake-up instead of write + poll + read). */
     if (!rt->driver_busy && reactor_has_waiters_locked(rt)) {
-        drive_locked(rt, true);
+        drive_locked(rt, DRIVE_WAIT, caller_runs);
         return;
     }
     rt->sleepers++;
@@ -501,11 +550,11 @@ static void park_locked(struct runtime *rt)
 }
 
 /* Every RT_EVENT_INTERVAL tasks, look at the reactor without blocking. */
-static void maybe_poll_reactor_locked(struct runtime *rt)
+static void maybe_poll_reactor_locked(struct runtime *rt, bool caller_runs)
 {
     if (rt_tls_ticks >= RT_EVENT_INTERVAL && !rt->driver_busy && may_drive(rt)) {
         if (reactor_has_waiters_locked(rt))
-            drive_locked(rt, false);
+            drive_locked(rt, DRIVE_PEEK, caller_runs);
         rt_tls_ticks = 0;
     }
 }
@@ -543,7 +592,7 @@ static void *worker_main(void *arg)
 
     lock_acquire(&rt->lock);
     while (!atomic_load_explicit(&rt->shutting_down, memory_order_relaxed)) {
-        maybe_poll_reactor_locked(rt);
+        maybe_poll_reactor_locked(rt, true);
         /* Take a fair share of the queue in one go: one lock per batch. */
         size_t share =
             atomic_load_explicit(&rt->queued, memory_order_relaxed) / (2 * rt->nworkers) + 1;
@@ -551,8 +600,8 @@ static void *worker_main(void *arg)
             queue_take_locked(rt, share < RT_BATCH_MAX ? share : RT_BATCH_MAX);
         if (batch == NULL) {
             if (queue_is_empty_locked(rt)) {
-                park_locked(rt); /* drive the reactor, or sleep until woken */
-            } else {             /* a push is in progress: let it finish */
+                park_locked(rt, true); /* drive the reactor, or sleep until woken */
+            } else {                   /* a push is in progress: let it finish */
                 lock_release(&rt->lock);
                 sched_yield();
                 lock_acquire(&rt->lock);
@@ -655,6 +704,12 @@ int runtime_new(const struct runtime_config *cfg, struct runtime **out)
         if (rt->workers == NULL)
             err = ENOMEM;
     }
+    if (err == 0) { /* the driver's scratch always has room for the wake pipe */
+        rt->pfds = array_reserve(NULL, &rt->pfds_cap, 16, sizeof *rt->pfds);
+        rt->pfd_tasks = array_reserve(NULL, &rt->pfd_tasks_cap, 16, sizeof *rt->pfd_tasks);
+        if (rt->pfds == NULL || rt->pfd_tasks == NULL)
+            err = ENOMEM;
+    }
     if (err != 0) {
         free_resources(rt);
         return err;
@@ -662,9 +717,12 @@ int runtime_new(const struct runtime_config *cfg, struct runtime **out)
 
     pthread_attr_t attr;
     err = pthread_attr_init(&attr);
-    if (err == 0)
-        err = pthread_attr_setstacksize(&attr, cfg->thread_stack_size ? cfg->thread_stack_size
-                                                                      : RUNTIME_DEFAULT_STACK);
+    if (err != 0) {
+        free_resources(rt);
+        return err;
+    }
+    err = pthread_attr_setstacksize(&attr, cfg->thread_stack_size ? cfg->thread_stack_size
+                                                                  : RUNTIME_DEFAULT_STACK);
     unsigned started = 0;
     for (; err == 0 && started < rt->nworkers; started++) {
         struct runtime_worker *w = &rt->workers[started];
@@ -801,15 +859,19 @@ int runtime_join(struct runtime_task *t, void **result)
 {
     struct runtime *rt = t->rt;
     unsigned spins = 0;
+    bool may_help = rt_tls_help_depth < RT_HELP_DEPTH;
     for (;;) {
         int s = atomic_load(&t->state);
         if (task_is_final(s))
             break;
-        /* (1) Not started: run it here. On current_thread the queue is
-         * served in order instead (step 2), which reaches it too and leaves
-         * no claimed task behind in the queue. */
-        if (s == TASK_QUEUED && rt->nworkers > 0 && task_claim(t)) {
-            task_run(rt, t);
+        /* (1) Not started: run it here, or drop it if shutdown has begun.
+         * On current_thread the queue is served in order instead (step 2),
+         * which reaches it too and leaves no claimed task in the queue. */
+        if (s == TASK_QUEUED && (rt->nworkers > 0 || !may_help) && task_claim(t)) {
+            if (atomic_load(&rt->shutting_down))
+                task_finish(rt, t, TASK_CANCELLED);
+            else
+                task_run(rt, t);
             break;
         }
         if (s == TASK_RUNNING &&
@@ -817,21 +879,33 @@ int runtime_join(struct runtime_task *t, void **result)
             return EDEADLK; /* it is waiting for us lower on this very stack */
 
         lock_acquire(&rt->lock);
-        maybe_poll_reactor_locked(rt);
-        struct runtime_task *other = queue_pop_locked(rt);
+        maybe_poll_reactor_locked(rt, false);
+        struct runtime_task *other = may_help ? queue_pop_locked(rt) : NULL;
         if (other != NULL) { /* (2) help: run another queued task */
             lock_release(&rt->lock);
+            rt_tls_help_depth++;
             run_taken(rt, other);
+            rt_tls_help_depth--;
             continue;
         }
-        if (s == TASK_RUNNING && spins++ < RT_JOIN_SPINS) { /* (3) about to finish? */
+        if ((s == TASK_RUNNING && spins++ < RT_JOIN_SPINS) || /* (3) about to finish? */
+            (may_help && !queue_is_empty_locked(rt))) {       /* or a push in flight */
             lock_release(&rt->lock);
             sched_yield();
             continue;
         }
-        atomic_store(&t->join_waiting, true); /* (4) sleep until it is done */
-        if (!task_is_final(atomic_load(&t->state)))
-            park_locked(rt); /* drives the reactor if nobody else does */
+        /* (4) Sleep until it is done, unless its state moved since we read
+         * it: a timer that fired meanwhile made it QUEUED (under rt->lock,
+         * which we hold, so no other such change can slip in now). */
+        atomic_store(&t->join_waiting, true);
+        if (atomic_load(&t->state) == s) {
+            if (may_help)
+                park_locked(rt, false); /* may drive the reactor meanwhile */
+            else if (may_drive(rt) && !rt->driver_busy && reactor_has_waiters_locked(rt))
+                drive_locked(rt, DRIVE_WAIT_ONLY, false); /* too deep to help */
+            else
+                joined_wait_locked(rt);
+        }
         lock_release(&rt->lock);
     }
 

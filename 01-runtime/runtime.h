@@ -18,19 +18,23 @@
  *   one idle thread at a time also drives the reactor (one poll(2) over the
  *   registered fds, the timers' nearest deadline and a wake-up pipe), as a
  *   parked tokio worker drives the I/O and time drivers.
- * - current_thread: no workers; the thread inside runtime_block_on() runs
- *   everything, and only while it waits in runtime_join().
+ * - current_thread: no workers; tasks run, and the reactor is driven, only
+ *   by threads waiting in runtime_join() (normally the one inside
+ *   runtime_block_on()).
  * In both flavors the entry function of runtime_block_on() runs on the
  * calling thread, not on a worker (tokio does the same, tokio#4064).
  *
- * Where joining is allowed: a thread that joins a task which has not run yet
- * runs it itself, or helps with other queued tasks and drives the reactor
- * while it waits, so join cannot deadlock for want of a free worker. What
- * remains is the classic cycle: a task must join only tasks it spawned (or
- * their descendants, or handles passed down to it), never an ancestor or a
- * sibling; the entry function and threads outside the runtime may join any
- * task. A thread joining a task that is running lower on its own stack gets
- * EDEADLK instead of hanging.
+ * Where joining is allowed: a thread that joins a task which has not
+ * started runs it itself; while the task waits for a timer or runs
+ * elsewhere, the joiner runs other queued tasks (up to 8 nested on its
+ * stack), and a worker or a current_thread joiner also drives the reactor.
+ * So a join never waits for want of a free worker. What remains is the
+ * classic cycle, which deadlocks any runtime: a task may join the tasks it
+ * spawned and their descendants, and a handle passed to it only if that
+ * task cannot be waiting, directly or through its own joins, for the
+ * joiner. The entry function and threads outside the runtime may join any
+ * task. Joining a task that runs lower on the joiner's own stack returns
+ * EDEADLK instead of hanging; a cycle across threads is not detected.
  */
 #ifndef RUNTIME_H
 #define RUNTIME_H
@@ -65,8 +69,9 @@ struct runtime_task; /* opaque: a spawned task, and its join handle */
 void runtime_config_default(struct runtime_config *cfg);
 
 /* runtime_new: build a runtime and start its workers (named worker-N).
- * Returns 0, EINVAL for a bad config (0 or too many workers), or the error
- * of pipe()/pthread_create(); on error nothing is left running. */
+ * Returns 0, EINVAL for a bad config (0 or too many workers, a stack size
+ * below PTHREAD_STACK_MIN), ENOMEM, or the error of pipe() or
+ * pthread_create(); on error nothing is left running. */
 int runtime_new(const struct runtime_config *cfg, struct runtime **out);
 
 /* runtime_block_on: run fn(arg) on the calling thread, with the runtime
@@ -75,11 +80,16 @@ int runtime_new(const struct runtime_config *cfg, struct runtime **out);
  * worker), where blocking would stall the runtime: tokio panics there. */
 int runtime_block_on(struct runtime *rt, runtime_task_fn *fn, void *arg, void **result);
 
-/* runtime_spawn: queue fn(arg) to run on the runtime. Never blocks, no
- * syscall unless a sleeping thread must be woken. If handle is NULL the task
- * is detached (tokio: dropping the JoinHandle); otherwise *handle must be
- * passed to runtime_join() or runtime_detach() exactly once.
- * Returns 0, ECANCELED once the runtime is shutting down, or ENOMEM. */
+/* runtime_spawn: queue fn(arg) to run on the runtime. Takes no lock and
+ * makes no syscall unless a thread is parked (then it takes the lock to
+ * wake one); allocates the task with malloc. If handle is NULL the task is
+ * detached (tokio: dropping the JoinHandle); otherwise *handle must be
+ * passed to runtime_join() or runtime_detach() exactly once. A detached
+ * task that shutdown drops never runs, so its arg must not own anything
+ * that only fn would free.
+ * Returns 0, ECANCELED once the runtime is shutting down, or ENOMEM. A
+ * spawn racing with runtime_shutdown() may return 0 and still be dropped
+ * (its join then returns ECANCELED). */
 int runtime_spawn(struct runtime *rt, runtime_task_fn *fn, void *arg, struct runtime_task **handle);
 
 /* runtime_spawn_after: like runtime_spawn, but the task is queued only once
@@ -101,27 +111,30 @@ int runtime_spawn_on_fd(struct runtime *rt, int fd, short events, runtime_task_f
  * *result (may be NULL); the handle is released. Returns 0, or ECANCELED if
  * the runtime shut down before the task ran (its fn never ran, so anything
  * arg owns is the caller's to free again). While waiting, the calling
- * thread runs the task itself if it is still queued, otherwise runs other
- * queued tasks and drives the reactor; see "Where joining is allowed"
- * above. EDEADLK (handle kept) if the task is running lower on this
- * thread's own stack. Handles may be joined after runtime_free(). */
+ * thread runs the task itself if it has not started, otherwise helps (see
+ * "Where joining is allowed" above). EDEADLK (handle kept) if the task is
+ * running lower on this thread's own stack. Handles may be joined after
+ * runtime_free() (they return at once), but not while it runs. */
 int runtime_join(struct runtime_task *task, void **result);
 
 /* runtime_detach: give up the handle without waiting; the task still runs. */
 void runtime_detach(struct runtime_task *task);
 
-/* runtime_shutdown: begin shutdown, from any thread, a task included; never
- * blocks. New spawns fail with ECANCELED; queued tasks and tasks waiting on
- * timers or fds are dropped (their joins return ECANCELED); running tasks
- * finish. Idempotent. */
+/* runtime_shutdown: begin shutdown, from any thread, a task included; does
+ * not wait for tasks (it takes the runtime's lock briefly). New spawns fail
+ * with ECANCELED; queued tasks and tasks waiting on timers or fds are
+ * dropped (their joins return ECANCELED); running tasks finish. Idempotent. */
 void runtime_shutdown(struct runtime *rt);
 
 /* runtime_is_shutting_down: has runtime_shutdown() been called? */
 bool runtime_is_shutting_down(struct runtime *rt);
 
-/* runtime_free: shut down, wait for running tasks to finish, join every
- * worker and free the runtime. Call it from the thread that owns the
- * runtime, never from a task. */
+/* runtime_free: shut down, wait for the tasks running on workers to
+ * finish, join every worker and free the runtime. Call it from the thread
+ * that owns the runtime, never from a task, and only once no other thread
+ * is inside a call on this runtime or its handles (a join in progress on
+ * another thread, a task that thread runs inline, a spawn): as with any C
+ * object, freeing it under a concurrent user is a use-after-free. */
 void runtime_free(struct runtime *rt);
 
 /* runtime_worker_index: 0..N-1 on a worker thread, -1 on any other thread

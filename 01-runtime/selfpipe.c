@@ -30,8 +30,9 @@ static void selfpipe_handler(int signo)
     }
     selfpipe_seen = signo;
     unsigned char byte = (unsigned char)signo;
-    if (selfpipe_wr >= 0) {
-        ssize_t w = write(selfpipe_wr, &byte, 1); /* full pipe: a byte is there anyway */
+    int fd = selfpipe_wr; /* read once: uninstall may reset it */
+    if (fd >= 0) {
+        ssize_t w = write(fd, &byte, 1); /* full pipe: a byte is there anyway */
         (void)w;
     }
     errno = saved_errno;
@@ -67,8 +68,11 @@ int selfpipe_install(void)
     sa.sa_handler = selfpipe_handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; /* reads and writes resume; poll() still sees EINTR */
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
-        return errno;
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
+        err = errno;
+        selfpipe_uninstall();
+        return err;
+    }
     return 0;
 }
 

@@ -199,3 +199,15 @@ thread_names() {
     run -0 "$exe"
     assert_output "parse: all cases pass"
 }
+
+@test "runtime: a randomised stress of spawn, join, timers, fds and shutdown finds no lost, doubled or hung task" {
+    # The sanitizer of `make check` (SANITIZE=...) applies to this build too.
+    exe="$BATS_TEST_TMPDIR/runtime_stress"
+    san=${SANITIZE:+-fsanitize=$SANITIZE -fno-sanitize-recover=all}
+    # shellcheck disable=SC2086 # $san is several words or none
+    run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -pthread -Wall -Wextra -Werror $san \
+        -I "$ROOT/01-runtime" -o "$exe" "$ROOT/tests/unit/runtime_stress.c" \
+        "$ROOT/01-runtime/runtime.c" "$ROOT/01-runtime/log.c" "$ROOT/01-runtime/thread.c"
+    run -0 timeout 120 "$exe" 40
+    assert_output --regexp '^40 iterations: [0-9]+ tasks ran, [0-9]+ joins returned 0, [0-9]+ ECANCELED, 0 errors$'
+}
