@@ -154,7 +154,7 @@ thread_names() {
 @test "runtime: SIGTERM mid-demo shuts down cleanly with exit 0, on both flavors" {
     for flavor in multi_thread current_thread; do
         start_bg "demo-$flavor" 30 "$BIN" --flavor "$flavor" --duration 20
-        wait_for_log "$BG_ERR" 'timer-0'
+        wait_for_log "$BG_ERR" 'compute-' 10
         stop_bg TERM "$BG_PID" 5
         [[ $EXIT_STATUS -eq 0 ]] || fail "$flavor: exit status $EXIT_STATUS"
         grep -q 'received SIGTERM' "$BG_ERR"
