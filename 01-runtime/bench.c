@@ -109,14 +109,14 @@ static double baseline_burst(struct bqueue *q, struct bjob *jobs, uint64_t n)
     q->done = 0;
     q->target = n;
     lock_release(&q->lock);
-    int64_t t0 = clock_now_us();
+    int64_t t0 = clock_now_ns();
     for (uint64_t i = 0; i < n; i++)
         bqueue_push(q, &jobs[i]);
     lock_acquire(&q->lock);
     while (q->done < n)
         lock_cond_wait(&q->burst_done, &q->lock);
     lock_release(&q->lock);
-    return (double)(clock_now_us() - t0) / 1e6;
+    return (double)(clock_now_ns() - t0) / 1e9;
 }
 
 /* ---- the runtime's spawn + join ------------------------------------------ */
@@ -135,7 +135,7 @@ static double runtime_burst(struct runtime *rt, struct runtime_task **handles, u
                             uint64_t n)
 {
     memset(ran, 0, n);
-    int64_t t0 = clock_now_us();
+    int64_t t0 = clock_now_ns();
     for (uint64_t i = 0; i < n; i++) {
         int err = runtime_spawn(rt, mark_task, &ran[i], &handles[i]);
         if (err != 0) {
@@ -151,7 +151,7 @@ static double runtime_burst(struct runtime *rt, struct runtime_task **handles, u
         if (runtime_join(handles[i], &result) != 0 || result != &ran[i])
             bad++;
     }
-    double secs = (double)(clock_now_us() - t0) / 1e6;
+    double secs = (double)(clock_now_ns() - t0) / 1e9;
     for (uint64_t i = 0; i < n; i++)
         bad += ran[i] != 1; /* each task ran exactly once */
     return bad == 0 ? secs : -1;
@@ -175,7 +175,7 @@ int bench_run(struct runtime *rt, uint64_t tasks, unsigned bursts, bool baseline
     int status = 1;
     struct runtime_task **handles = malloc(tasks * sizeof *handles);
     unsigned char *ran = malloc(tasks);
-    struct bjob *jobs = calloc(tasks, sizeof *jobs);
+    struct bjob *jobs = baseline ? calloc(tasks, sizeof *jobs) : NULL;
     double *rt_secs = calloc(bursts, sizeof *rt_secs);
     double *bq_secs = calloc(bursts, sizeof *bq_secs);
     pthread_t consumers[BASELINE_THREADS];
@@ -185,11 +185,12 @@ int bench_run(struct runtime *rt, uint64_t tasks, unsigned bursts, bool baseline
     lock_mutex_init(&q.lock);
     lock_cond_init(&q.nonempty);
     lock_cond_init(&q.burst_done);
-    if (handles == NULL || ran == NULL || jobs == NULL || rt_secs == NULL || bq_secs == NULL) {
+    if (handles == NULL || ran == NULL || (baseline && jobs == NULL) || rt_secs == NULL ||
+        bq_secs == NULL) {
         log_error("cannot allocate the benchmark's %" PRIu64 " tasks: %s", tasks, strerror(ENOMEM));
         goto out;
     }
-    for (uint64_t i = 0; i < tasks; i++)
+    for (uint64_t i = 0; baseline && i < tasks; i++)
         jobs[i].fn = bjob_increment;
     for (; baseline && started < BASELINE_THREADS; started++) {
         int err = pthread_create(&consumers[started], NULL, bqueue_consumer_main, &q);
@@ -205,8 +206,8 @@ int bench_run(struct runtime *rt, uint64_t tasks, unsigned bursts, bool baseline
     for (unsigned b = 0; b < bursts; b++) {
         int signo = selfpipe_take(); /* Ctrl-C is noticed between bursts */
         if (signo != 0) {
-            log_info("received %s: benchmark interrupted after %u bursts",
-                     selfpipe_signal_name(signo), b);
+            log_info("received %s: benchmark interrupted after %u of %u bursts",
+                     selfpipe_signal_name(signo), b, bursts);
             status = 128 + signo;
             goto out;
         }

@@ -39,6 +39,8 @@ struct demo {
     int64_t start_us;                  /* when the demo began */
     int pipe_rd, pipe_wr;              /* the pipe the reader watches */
     struct demo_task *readers_end;     /* one past the last reader slot */
+    char partial[256];                 /* bytes read after the last newline, */
+    size_t partial_len;                /* kept for the next reader in the chain */
 };
 
 /* One spawned task's argument and its bookkeeping. */
@@ -72,7 +74,7 @@ static void *compute_task(void *arg)
 {
     struct demo_task *t = arg;
     count_run(t);
-    unsigned long limit = 20000UL + 5000UL * t->id, primes = 0;
+    unsigned long limit = 20000UL + 5000UL * (t->id % 6), primes = 0; /* a few ms */
     for (unsigned long n = 2; n < limit; n++) {
         bool prime = true;
         for (unsigned long k = 2; k * k <= n; k++) {
@@ -115,6 +117,8 @@ static void *writer_task(void *arg)
     char msg[32];
     int len = snprintf(msg, sizeof msg, "message %u\n", t->id);
     log_info("writer-%u: writing 'message %u'", t->id, t->id);
+    /* The write end is non-blocking: a task must never wait on a pipe that
+     * another task of the same runtime has to drain. */
     if (write(t->d->pipe_wr, msg, (size_t)len) != len)
         log_error("writer-%u: cannot write to the pipe: %s", t->id, strerror(errno));
     return NULL;
@@ -129,15 +133,23 @@ static void *reader_task(void *arg)
 {
     struct demo_task *t = arg;
     count_run(t);
-    char buf[256];
+    struct demo *d = t->d;
     ssize_t n;
-    while ((n = read(t->d->pipe_rd, buf, sizeof buf)) > 0) {
-        for (char *line = buf, *nl; line < buf + n; line = nl + 1) {
-            nl = memchr(line, '\n', (size_t)(buf + n - line));
-            if (nl == NULL)
-                nl = buf + n;
+    /* A read may end mid-line: the tail waits in d->partial for the next
+     * read, which may happen in the next link of the chain. */
+    for (;;) {
+        n = read(d->pipe_rd, d->partial + d->partial_len, sizeof d->partial - d->partial_len);
+        if (n <= 0)
+            break;
+        char *line = d->partial, *end = d->partial + d->partial_len + n, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
             log_info("reader-%u: got '%.*s'", t->id, (int)(nl - line), line);
+            line = nl + 1;
         }
+        d->partial_len = (size_t)(end - line);
+        if (d->partial_len == sizeof d->partial) /* no newline in a full buffer */
+            d->partial_len = 0;
+        memmove(d->partial, line, d->partial_len);
     }
     if (n == 0) {
         log_info("reader-%u: end of file, the chain ends", t->id);
@@ -147,12 +159,11 @@ static void *reader_task(void *arg)
         log_error("reader-%u: read: %s", t->id, strerror(errno));
 
     struct demo_task *next = t + 1; /* demo_run() reserved the slots */
-    if (next == t->d->readers_end) {
+    if (next == d->readers_end) {
         log_warn("reader-%u: no slot left for another read", t->id);
         return NULL;
     }
-    int err =
-        runtime_spawn_on_fd(t->d->rt, t->d->pipe_rd, POLLIN, reader_task, next, &next->handle);
+    int err = runtime_spawn_on_fd(d->rt, d->pipe_rd, POLLIN, reader_task, next, &next->handle);
     return err == 0 ? next->handle : NULL; /* ECANCELED: shutting down */
 }
 /* [/snippet] */
@@ -259,7 +270,7 @@ int demo_run(struct runtime *rt, const struct demo_config *cfg)
     }
     d.pipe_rd = fds[0];
     d.pipe_wr = fds[1];
-    if (fcntl(d.pipe_rd, F_SETFL, O_NONBLOCK) != 0) {
+    if (fcntl(d.pipe_rd, F_SETFL, O_NONBLOCK) != 0 || fcntl(d.pipe_wr, F_SETFL, O_NONBLOCK) != 0) {
         log_error("cannot make the demo's pipe non-blocking: %s", strerror(errno));
         goto out_close;
     }
@@ -273,13 +284,16 @@ int demo_run(struct runtime *rt, const struct demo_config *cfg)
     if (runtime_spawn_on_fd(rt, selfpipe_fd(), POLLIN, signal_task, rt, NULL) != 0)
         log_warn("cannot watch for signals");
 
-    /* Lay out every task's slot: computes, timers, writers, then the
-     * readers (a reader finds its continuation's slot right after it). */
+    /* Lay out every task's slot: computes, timers, writers, the blocking
+     * task, then the readers (a reader finds its continuation's slot right
+     * after it). The blocking task is spawned first, so that a worker takes
+     * it, but joined after the others, so that main does not run it. */
     d.start_us = clock_now_us();
     unsigned i = 0, spawned = 0;
+    unsigned block_slot = cfg->compute_tasks + cfg->timer_tasks + cfg->pipe_messages;
     if (cfg->block_ms > 0) {
-        tasks[i] = (struct demo_task){.d = &d, .kind = KIND_BLOCK, .id = 0};
-        spawned += spawn_one(&d, &tasks[i++], block_task, 0) == 0;
+        tasks[block_slot] = (struct demo_task){.d = &d, .kind = KIND_BLOCK, .id = 0};
+        spawned += spawn_one(&d, &tasks[block_slot], block_task, 0) == 0;
     }
     for (unsigned k = 0; k < cfg->compute_tasks; k++) {
         tasks[i] = (struct demo_task){.d = &d, .kind = KIND_COMPUTE, .id = k};
@@ -297,7 +311,7 @@ int demo_run(struct runtime *rt, const struct demo_config *cfg)
             .d = &d, .kind = KIND_WRITER, .id = k, .due_us = d.start_us + delay * 1000};
         spawned += spawn_one(&d, &tasks[i++], writer_task, delay) == 0;
     }
-    unsigned first_reader = i;
+    unsigned first_reader = block_slot + (cfg->block_ms > 0);
     for (unsigned k = 0; k < readers; k++)
         tasks[first_reader + k] = (struct demo_task){.d = &d, .kind = KIND_READER, .id = k};
     d.readers_end = &tasks[first_reader + readers];

@@ -6,7 +6,8 @@
  * broken (a destroyed mutex, a lock taken twice by one thread with error
  * checking on, memory corruption): there is nothing a caller could do with
  * an error code, so we print what failed and abort() where a debugger or a
- * core dump can show it (CONVENTIONS.md 5).
+ * core dump can show it. (Bad input, by contrast, is never a reason to
+ * abort: it gets an error code.)
  *
  * Condition variables created by lock_cond_init() wait on CLOCK_MONOTONIC,
  * so deadlines do not jump when someone sets the wall clock.

@@ -52,19 +52,21 @@ static void usage(FILE *out, unsigned cpus)
             "                                         (default multi_thread)\n"
             "  --workers N        WORKER_THREADS      worker threads, 1..%d (default: one\n"
             "                                         per CPU, here %u); current_thread\n"
-            "                                         has none and ignores it\n"
+            "                                         has none (the value is still checked)\n"
             "  --log-level LEVEL  LOG_LEVEL           error, warn, info, debug or trace\n"
             "                                         (default info)\n"
-            "  -v                                     one level more verbose (repeatable)\n"
-            "  --duration D       DEMO_DURATION       time the demo's timers span: seconds\n"
+            "  -v, -vv                                one or two levels more verbose\n"
+            "  --duration D       DEMO_DURATION       how long the demo runs; its timers and\n"
+            "                                         messages are spread over it: seconds\n"
             "                                         or 500ms, 2s, 1m (default 2s)\n"
             "  --compute N        DEMO_COMPUTE_TASKS  CPU-bound tasks (default 6)\n"
             "  --timers N         DEMO_TIMER_TASKS    timer tasks (default 4)\n"
-            "  --messages N       DEMO_PIPE_MESSAGES  messages through the pipe (default 4)\n"
+            "  --messages N       DEMO_PIPE_MESSAGES  messages through the pipe, 0..1000\n"
+            "                                         (default 4)\n"
             "  --block D          DEMO_BLOCK          also run a task that blocks its thread\n"
             "                                         for D: the anti-pattern (default 0, off)\n"
             "  --tasks N                              benchmark instead of the demo: spawn\n"
-            "                                         and join N tasks per burst\n"
+            "                                         and join N tasks per burst, 1..10^7\n"
             "  --bursts N                             benchmark bursts (default 9)\n"
             "  --baseline                             benchmark a bare mutex+condvar queue\n"
             "                                         too, in the same run\n"
@@ -116,6 +118,7 @@ static const struct setting_spec settings[] = {
 };
 
 #define MAX_DEMO_TASKS  10000
+#define MAX_MESSAGES    1000
 #define MAX_DURATION_MS (3600 * 1000)
 
 /* Apply one value. `source` names where it came from ("WORKER_THREADS" or
@@ -149,19 +152,22 @@ static bool apply_setting(struct app *app, struct runtime_config *rc, enum log_l
         if (parse_duration_ms(value, MAX_DURATION_MS, &ms) == 0 && ms > 0)
             app->demo.duration_ms = ms;
         else
-            expected = "a duration above 0 and up to 1h, such as 2, 1.5, 500ms or 2s";
+            expected = "a duration above 0 and up to 60m, such as 2, 1.5, 500ms or 2s";
         break;
     case SET_BLOCK:
         if (parse_duration_ms(value, MAX_DURATION_MS, &ms) == 0)
             app->demo.block_ms = ms;
         else
-            expected = "a duration up to 1h, such as 0, 1.5, 500ms or 2s";
+            expected = "a duration up to 60m, such as 0, 1.5, 500ms or 2s";
         break;
     case SET_COMPUTE:
     case SET_TIMERS:
-    case SET_MESSAGES:
-        if (parse_uint(value, 0, MAX_DEMO_TASKS, &n) != 0) {
-            expected = "a whole number from 0 to 10000";
+    case SET_MESSAGES: {
+        /* Messages stay below a pipe's 64 KiB: the writers never block. */
+        uint64_t max = id == SET_MESSAGES ? MAX_MESSAGES : MAX_DEMO_TASKS;
+        if (parse_uint(value, 0, max, &n) != 0) {
+            expected = id == SET_MESSAGES ? "a whole number from 0 to 1000"
+                                          : "a whole number from 0 to 10000";
             break;
         }
         if (id == SET_COMPUTE)
@@ -171,11 +177,12 @@ static bool apply_setting(struct app *app, struct runtime_config *rc, enum log_l
         else
             app->demo.pipe_messages = (unsigned)n;
         break;
+    }
     case SET_TASKS:
-        if (parse_uint(value, 1, 100000000, &n) == 0)
+        if (parse_uint(value, 1, 10000000, &n) == 0)
             app->bench_tasks = n;
         else
-            expected = "a whole number from 1 to 100000000";
+            expected = "a whole number from 1 to 10000000";
         break;
     case SET_BURSTS:
         if (parse_uint(value, 1, 1000, &n) == 0)
@@ -212,8 +219,8 @@ static int configure(struct app *app, struct runtime_config *rc, int argc, char 
             usage(stdout, thread_cpu_count());
             return EXIT_OK;
         }
-        if (strcmp(arg, "-v") == 0 || strcmp(arg, "-vv") == 0) {
-            verbose += (int)strlen(arg) - 1;
+        if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
+            verbose += (int)strlen(arg) - 1; /* -v, -vv, -vvv ... */
             continue;
         }
         if (strcmp(arg, "--baseline") == 0) {
@@ -249,8 +256,8 @@ static int configure(struct app *app, struct runtime_config *rc, int argc, char 
         if (value != NULL && !apply_setting(app, rc, &level, settings[i].id, source, value))
             return EXIT_USAGE;
     }
-    if (app->baseline && app->bench_tasks == 0) {
-        fprintf(stderr, "error: --baseline needs --tasks N (see --help)\n");
+    if ((app->baseline || flag_value[SET_BURSTS] != NULL) && app->bench_tasks == 0) {
+        fprintf(stderr, "error: --baseline and --bursts need --tasks N (see --help)\n");
         return EXIT_USAGE;
     }
 

@@ -74,7 +74,7 @@ enum task_state {
 
 struct runtime_task {
     _Atomic(struct runtime_task *) next; /* run-queue link (see queue_push) */
-    struct runtime_task *batch_next;     /* link in a worker's batch */
+    struct runtime_task *batch_next;     /* link in the ready list or a batch */
     struct runtime *rt;                  /* the runtime it belongs to (join helps it) */
     runtime_task_fn *fn;                 /* what to run */
     void *arg;                           /* its argument */
@@ -112,17 +112,18 @@ struct runtime {
     atomic_uint idle_hint;                /* threads parked on `park` or in poll() and not yet
                                              woken (idle_hint_update_locked) */
 
-    pthread_mutex_t lock;         /* protects every field below */
-    pthread_cond_t park;          /* idle threads that may drive the reactor sleep here */
-    pthread_cond_t joined;        /* other joiners sleep here until a task finishes */
-    struct runtime_task *qhead;   /* next node to pop (maybe the stub) */
-    unsigned sleepers;            /* threads waiting on park */
-    unsigned wakeups;             /* signals sent to park, not yet consumed */
-    unsigned joined_sleepers;     /* threads waiting on joined */
-    bool driver_busy;             /* some thread owns the reactor */
-    bool driver_in_poll;          /* ... and may be blocked in poll() */
-    bool wake_pending;            /* a byte sits in the wake pipe */
-    struct runtime_task **timers; /* min-heap on deadline_us */
+    pthread_mutex_t lock;       /* protects every field below */
+    pthread_cond_t park;        /* idle threads that may drive the reactor sleep here */
+    pthread_cond_t joined;      /* other joiners sleep here until a task finishes */
+    struct runtime_task *qhead; /* next node to pop (maybe the stub) */
+    struct runtime_task *ready_head, *ready_tail; /* woken by the reactor */
+    unsigned sleepers;                            /* threads waiting on park */
+    unsigned wakeups;                             /* signals sent to park, not yet consumed */
+    unsigned joined_sleepers;                     /* threads waiting on joined */
+    bool driver_busy;                             /* some thread owns the reactor */
+    bool driver_in_poll;                          /* ... and may be blocked in poll() */
+    bool wake_pending;                            /* a byte sits in the wake pipe */
+    struct runtime_task **timers;                 /* min-heap on deadline_us */
     size_t ntimers, timers_cap;
     struct runtime_task **fdwaits; /* tasks waiting on an fd */
     size_t nfdwaits, fdwaits_cap;
@@ -231,7 +232,7 @@ static void queue_push(struct runtime *rt, struct runtime_task *t)
 
 /* Take the oldest task, or NULL if there is none yet. rt->lock held: the
  * lock makes whoever holds it the queue's single consumer. */
-static struct runtime_task *queue_pop_locked(struct runtime *rt)
+static struct runtime_task *mpsc_pop_locked(struct runtime *rt)
 {
     struct runtime_task *head = rt->qhead;
     struct runtime_task *next = atomic_load_explicit(&head->next, memory_order_acquire);
@@ -254,10 +255,36 @@ static struct runtime_task *queue_pop_locked(struct runtime *rt)
     return head;
 }
 
-/* True only if the queue holds nothing, not even a push in progress. */
+/* Tasks the reactor woke (a due timer, a ready fd) go to a short list
+ * served before the run queue: behind a long queue of spawns, a timer or a
+ * Ctrl-C would otherwise wait for all of them (tokio's LIFO slot serves a
+ * similar purpose). rt->lock held. */
+static void ready_push_locked(struct runtime *rt, struct runtime_task *t)
+{
+    t->batch_next = NULL;
+    if (rt->ready_tail != NULL)
+        rt->ready_tail->batch_next = t;
+    else
+        rt->ready_head = t;
+    rt->ready_tail = t;
+}
+
+/* Take the next task: the ready list first, then the run queue. */
+static struct runtime_task *queue_pop_locked(struct runtime *rt)
+{
+    struct runtime_task *t = rt->ready_head;
+    if (t == NULL)
+        return mpsc_pop_locked(rt);
+    rt->ready_head = t->batch_next;
+    if (rt->ready_head == NULL)
+        rt->ready_tail = NULL;
+    return t;
+}
+
+/* True only if nothing is queued, not even a push in progress. */
 static bool queue_is_empty_locked(struct runtime *rt)
 {
-    return rt->qhead == &rt->stub && atomic_load(&rt->qtail) == &rt->stub;
+    return rt->ready_head == NULL && rt->qhead == &rt->stub && atomic_load(&rt->qtail) == &rt->stub;
 }
 
 /* Take up to max tasks, linked through batch_next; NULL if none. */
@@ -450,6 +477,7 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
         timeout = 0;
 
     rt->driver_in_poll = timeout != 0;
+    size_t nfds = rt->nfdwaits, ntimers = rt->ntimers; /* for the trace below */
     idle_hint_update_locked(rt);
     if (timeout != 0 && !queue_is_empty_locked(rt)) {
         rt->driver_in_poll = false; /* a spawn raced with us: do not sleep */
@@ -457,6 +485,9 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
         timeout = 0;
     }
     lock_release(&rt->lock);
+    if (timeout != 0) /* not on the fast path: logging is a write(2) */
+        log_trace("driving the reactor: %zu fds, %zu timers, poll timeout %d ms (-1: none)", nfds,
+                  ntimers, timeout);
     int ready = poll(rt->pfds, (nfds_t)n, timeout); /* (1) the only place anyone sleeps on I/O */
     int poll_errno = errno;
     lock_acquire(&rt->lock);
@@ -486,14 +517,14 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
         struct runtime_task *t = rt->pfd_tasks[i];
         fdwait_remove_locked(rt, t);
         atomic_store(&t->state, TASK_QUEUED);
-        queue_push(rt, t);
+        ready_push_locked(rt, t);
         pushed++;
     }
     int64_t now = clock_now_us(); /* (4) timers that are due */
     while (rt->ntimers > 0 && rt->timers[0]->deadline_us <= now) {
         struct runtime_task *t = timer_pop_locked(rt);
         atomic_store(&t->state, TASK_QUEUED);
-        queue_push(rt, t);
+        ready_push_locked(rt, t);
         pushed++;
     }
 

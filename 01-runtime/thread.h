@@ -4,7 +4,7 @@
  * available_parallelism() that sizes the worker pool.
  *
  * Both calls are GNU extensions; thread.c is the one file of this chapter
- * that defines _GNU_SOURCE (CONVENTIONS.md 3). On another system, replace
+ * that defines _GNU_SOURCE; the rest is plain POSIX. On another system, replace
  * thread_set_name() with pthread_set_name_np (BSDs) or a no-op, and
  * thread_cpu_count() with sysconf(_SC_NPROCESSORS_ONLN).
  */

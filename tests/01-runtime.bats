@@ -133,9 +133,13 @@ thread_names() {
     run -2 --separate-stderr "$BIN" --frobnicate
     [[ $stderr == "error: unknown option '--frobnicate' (see --help)" ]]
     run -2 --separate-stderr "$BIN" --baseline
-    [[ $stderr =~ "--baseline needs --tasks" ]]
+    [[ $stderr =~ "--baseline and --bursts need --tasks" ]]
     run -2 --separate-stderr "$BIN" --duration 1.5ms
     [[ $stderr =~ "invalid --duration '1.5ms'" ]]
+    run -2 --separate-stderr "$BIN" --messages 1001
+    [[ $stderr =~ "invalid --messages '1001': expected a whole number from 0 to 1000" ]]
+    run -2 --separate-stderr "$BIN" --bursts 3
+    [[ $stderr =~ "need --tasks" ]]
     [[ -z $output ]] # nothing on stdout
 }
 
@@ -210,4 +214,26 @@ thread_names() {
         "$ROOT/01-runtime/runtime.c" "$ROOT/01-runtime/log.c" "$ROOT/01-runtime/thread.c"
     run -0 timeout 120 "$exe" 40
     assert_output --regexp '^40 iterations: [0-9]+ tasks ran, [0-9]+ joins returned 0, [0-9]+ ECANCELED, 0 errors$'
+}
+
+@test "runtime: Ctrl-C is served promptly even with thousands of tasks queued, on both flavors" {
+    for flavor in multi_thread current_thread; do
+        start_bg "busy-$flavor" 60 "$BIN" --flavor "$flavor" --compute 10000 --duration 30
+        wait_for_log "$BG_ERR" 'compute-'
+        t0=$(now_ms)
+        stop_bg INT "$BG_PID" 10
+        [[ $EXIT_STATUS -eq 0 ]] || fail "$flavor: exit status $EXIT_STATUS"
+        (($(elapsed_ms "$t0") < 3000)) || fail "$flavor: took $(elapsed_ms "$t0") ms"
+        grep -q 'received SIGINT' "$BG_ERR"
+    done
+}
+
+@test "runtime: the pipe reader never splits a line, however the reads fall" {
+    # the blocking task lets 100 messages pile up in the pipe, read in chunks
+    run -0 --separate-stderr "$BIN" --flavor current_thread --block 1s --messages 100 \
+        --duration 1s --compute 0 --timers 0
+    got=$(grep -oE "got '[^']*'" <<<"$stderr")
+    [[ $(wc -l <<<"$got") -eq 100 ]] || fail "got $(wc -l <<<"$got") lines"
+    bad=$(grep -vE "^got 'message [0-9]+'$" <<<"$got" || true)
+    [[ -z $bad ]] || fail "split lines: $bad"
 }
