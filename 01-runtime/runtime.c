@@ -13,14 +13,19 @@
  *   reactor     timers (a min-heap on deadline) and fd waits (an array),
  *               turned into one poll(2) by whichever idle thread holds the
  *               "driver"; a self-pipe interrupts that poll when new work or
- *               an earlier timer arrives
- *   parking     idle workers sleep on one condvar; a spawn wakes one only if
- *               one is asleep and not already woken (a wake-up costs ~23 us
- *               on this machine, so the fast path never makes a syscall)
+ *               an earlier timer arrives; what it wakes goes to a short
+ *               ready list served before the run queue
+ *   joining     a joiner runs its task if it has not started, else helps
+ *               with other tasks (at most RT_HELP_DEPTH deep), else sleeps
+ *   parking     idle workers sleep on the condvar `park`; a spawn wakes one
+ *               only if one is asleep and not already woken (a wake-up
+ *               costs ~23 us on this machine, so the fast path never makes
+ *               a syscall); joiners that may not drive or help sleep on
+ *               `joined`
  *
  * Road not taken: per-worker queues with work stealing, as tokio has. They
- * cut lock traffic further, but on 2 cores the batch-taking global queue is
- * within reach of the bare-queue baseline and far easier to read.
+ * cut lock traffic further, but on 2 cores the batch-taking global queue
+ * already beats the bare-queue baseline and is far easier to read.
  */
 #include "runtime.h"
 
@@ -1003,7 +1008,7 @@ void runtime_shutdown(struct runtime *rt)
 
     wake_all_locked(rt);
     lock_release(&rt->lock);
-    log_debug("runtime shutting down: %zu waiting tasks dropped", dropped);
+    log_debug("runtime shutting down: %zu queued or waiting tasks dropped", dropped);
 }
 
 bool runtime_is_shutting_down(struct runtime *rt)
