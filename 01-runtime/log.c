@@ -56,11 +56,6 @@ void log_set_thread_name(const char *name)
     snprintf(log_name, sizeof log_name, "%s", name);
 }
 
-const char *log_thread_name(void)
-{
-    return log_name;
-}
-
 void log_write(enum log_level level, const char *fmt, ...)
 {
     if (!log_enabled(level))

@@ -48,9 +48,6 @@ bool log_enabled(enum log_level level);
  * it are shown as "thread". */
 void log_set_thread_name(const char *name);
 
-/* log_thread_name: the calling thread's log name. */
-const char *log_thread_name(void);
-
 /* log_write: format and write one line. Use the macros below. */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

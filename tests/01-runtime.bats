@@ -18,6 +18,22 @@ summary_workers() {
     grep -oE '^worker-[0-9]+' "$1" | sort -V | tr '\n' ' '
 }
 
+# interrupt_demo NAME SIGNAL WAIT_REGEX ARGS...: start the program with ARGS,
+# wait for a log line matching WAIT_REGEX, send SIGNAL, and check that it
+# exits 0 within 3 s, logging that it received the signal.
+interrupt_demo() {
+    local name=$1 sig=$2 re=$3 t0
+    shift 3
+    start_bg "$name" 60 "$BIN" "$@"
+    wait_for_log "$BG_ERR" "$re" 10
+    t0=$(now_ms)
+    stop_bg "$sig" "$BG_PID" 10
+    [[ $EXIT_STATUS -eq 0 ]] || fail "$name: exit status $EXIT_STATUS"
+    (($(elapsed_ms "$t0") < 3000)) || fail "$name: took $(elapsed_ms "$t0") ms to exit"
+    grep -q "received SIG$sig" "$BG_ERR" || fail "$name: no 'received SIG$sig'"
+    grep -q 'shutdown complete' "$BG_ERR" || fail "$name: no 'shutdown complete'"
+}
+
 # thread_names PID: print the sorted names of PID's threads.
 thread_names() {
     cat /proc/"$1"/task/*/comm 2>/dev/null | sort | tr '\n' ' '
@@ -144,25 +160,13 @@ thread_names() {
 }
 
 @test "runtime: SIGINT mid-demo shuts down cleanly with exit 0" {
-    start_bg demo 30 "$BIN" --workers 2 --duration 20
-    wait_for_log "$BG_ERR" 'compute-'
-    t0=$(now_ms)
-    stop_bg INT "$BG_PID" 5
-    [[ $EXIT_STATUS -eq 0 ]] || fail "exit status $EXIT_STATUS"
-    (($(elapsed_ms "$t0") < 3000)) || fail "took $(elapsed_ms "$t0") ms to exit"
-    grep -q 'received SIGINT' "$BG_ERR"
-    grep -q 'shutdown complete' "$BG_ERR"
+    interrupt_demo demo INT 'compute-' --workers 2 --duration 20
     grep -qE '^tasks: [0-9]+ spawned, [0-9]+ joined, [0-9]+ ran, [1-9][0-9]* dropped' "$BG_OUT"
 }
 
 @test "runtime: SIGTERM mid-demo shuts down cleanly with exit 0, on both flavors" {
     for flavor in multi_thread current_thread; do
-        start_bg "demo-$flavor" 30 "$BIN" --flavor "$flavor" --duration 20
-        wait_for_log "$BG_ERR" 'compute-' 10
-        stop_bg TERM "$BG_PID" 5
-        [[ $EXIT_STATUS -eq 0 ]] || fail "$flavor: exit status $EXIT_STATUS"
-        grep -q 'received SIGTERM' "$BG_ERR"
-        grep -q 'shutdown complete' "$BG_ERR"
+        interrupt_demo "demo-$flavor" TERM 'compute-' --flavor "$flavor" --duration 20
     done
 }
 
@@ -218,13 +222,8 @@ thread_names() {
 
 @test "runtime: Ctrl-C is served promptly even with thousands of tasks queued, on both flavors" {
     for flavor in multi_thread current_thread; do
-        start_bg "busy-$flavor" 60 "$BIN" --flavor "$flavor" --compute 10000 --duration 30
-        wait_for_log "$BG_ERR" 'compute-'
-        t0=$(now_ms)
-        stop_bg INT "$BG_PID" 10
-        [[ $EXIT_STATUS -eq 0 ]] || fail "$flavor: exit status $EXIT_STATUS"
-        (($(elapsed_ms "$t0") < 3000)) || fail "$flavor: took $(elapsed_ms "$t0") ms"
-        grep -q 'received SIGINT' "$BG_ERR"
+        interrupt_demo "busy-$flavor" INT 'compute-' --flavor "$flavor" --compute 10000 \
+            --duration 30
     done
 }
 
