@@ -1,0 +1,473 @@
+/* conn.c - one HTTP/1.1 connection on a thread of its own (see conn.h).
+ *
+ * tokio counterpart: handle_connection(stream, child_token), the task the
+ * seed spawns per connection, with hyper's keep-alive loop inside.
+ *
+ * Every wait here is one poll(2) over two fds: the socket and a token's fd.
+ * While idle the token is the connection's own (through the server token's
+ * fd: cancel_token_watch_fd), so shutdown closes idle connections at once.
+ * Once a request's first byte has arrived the token is `force`, which is
+ * cancelled only when the grace period is over: a request in flight is
+ * finished, not cut off, unless the operator's deadline says otherwise.
+ */
+#include "conn.h"
+
+#include "clock.h"
+#include "http.h"
+#include "log.h"
+#include "net.h"
+#include "parse.h"
+#include "thread.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The read buffer's usual size: a whole head (8 KiB) and a small body fit.
+ * A request with a larger body grows it, up to head + max_body, and it
+ * shrinks back afterwards. */
+#define CONN_BUF_SIZE 16384
+
+/* After an error reply the client may still be sending (a 413's body):
+ * closing with unread bytes would make the kernel send a reset, which can
+ * destroy our reply before the client reads it. So we stop writing and
+ * read and discard for a while first (libdill's tcp_close does the same). */
+#define CONN_LINGER_MS    1000
+#define CONN_LINGER_BYTES (256 * 1024)
+
+/* The longest /slow?ms= value accepted: a minute. */
+#define CONN_SLOW_MAX_MS 60000
+
+struct conn *conn_new(struct server *srv, uint64_t id, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        goto out_close;
+    c->buf = malloc(CONN_BUF_SIZE);
+    if (c->buf == NULL)
+        goto out_free_conn;
+    if (cancel_token_child(srv->token, &c->token) != 0)
+        goto out_free_buf;
+    c->srv = srv;
+    c->id = id;
+    c->fd = fd;
+    c->cap = CONN_BUF_SIZE;
+    net_peer_addr(fd, c->peer, sizeof c->peer);
+    return c;
+
+out_free_buf:
+    free(c->buf);
+out_free_conn:
+    free(c);
+out_close:
+    close(fd);
+    return NULL;
+}
+
+void conn_free(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    cancel_token_release(c->token);
+    free(c->buf);
+    free(c);
+}
+
+/* conn_wait: wait until fd is ready for `events` or watch_fd (a token's
+ * fd) is readable, or until deadline_ms. Returns 0 (fd ready; an error or
+ * hang-up on it counts as ready, so that the next call reports it),
+ * ECANCELED (the token), ETIMEDOUT or an E* code from poll. When both are
+ * ready at once, data_first picks the socket: a request that arrives as
+ * shutdown begins is served rather than dropped. */
+static int conn_wait(int fd, short events, int watch_fd, int64_t deadline_ms, bool data_first)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = watch_fd, .events = POLLIN}};
+    for (;;) {
+        int n = poll(p, 2, clock_poll_timeout(deadline_ms));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue; /* the timeout is recomputed from the deadline */
+            return errno;
+        }
+        bool ready = p[0].revents != 0, cancelled = p[1].revents != 0;
+        if (ready && (data_first || !cancelled))
+            return 0;
+        if (cancelled)
+            return ECANCELED;
+        if (deadline_ms >= 0 && clock_now_ms() >= deadline_ms)
+            return ETIMEDOUT;
+    }
+}
+
+/* conn_read: wait for and read more bytes into c->buf (which has room).
+ * Returns 0 (bytes added), EPIPE (the client closed), or what conn_wait or
+ * recv reported. */
+static int conn_read(struct conn *c, int watch_fd, int64_t deadline_ms, bool data_first)
+{
+    for (;;) {
+        int err = conn_wait(c->fd, POLLIN, watch_fd, deadline_ms, data_first);
+        if (err != 0)
+            return err;
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n > 0) {
+            c->len += (size_t)n;
+            return 0;
+        }
+        if (n == 0)
+            return EPIPE;
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+    }
+}
+
+/* conn_send: write all of data, waiting for room while the client reads
+ * slowly, until deadline_ms or the grace period ends. 0 or an E* code
+ * (EPIPE, ECONNRESET: the client went away; ECANCELED; ETIMEDOUT). */
+static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadline_ms)
+{
+    size_t off = 0;
+    while (off < len) {
+        /* MSG_NOSIGNAL: belt and braces with SIGPIPE ignored (signals.c). */
+        ssize_t n = send(c->fd, data + off, len - off, MSG_NOSIGNAL);
+        if (n >= 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+        int err = conn_wait(c->fd, POLLOUT, c->srv->force_fd, deadline_ms, false);
+        if (err != 0)
+            return err;
+    }
+    return 0;
+}
+
+/* conn_linger_close: stop sending, read and discard what the client still
+ * sends (bounded in bytes and time), then close. */
+static void conn_linger_close(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    int64_t deadline = clock_deadline_ms(CONN_LINGER_MS);
+    size_t drained = 0;
+    char sink[4096];
+    while (drained < CONN_LINGER_BYTES &&
+           conn_wait(c->fd, POLLIN, c->srv->force_fd, deadline, false) == 0) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n > 0)
+            drained += (size_t)n;
+        else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+    }
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* A response, as the routes build it. */
+struct response {
+    int status;         /* the status code */
+    const char *body;   /* the body (text, usually static) */
+    size_t body_len;    /* its length */
+    const char *extra;  /* extra header lines ("Retry-After: 1\r\n"), or NULL */
+    bool close;         /* close the connection after it */
+    bool abandoned;     /* no response: the grace period ended first */
+    char text[64];      /* storage for a formatted body */
+};
+
+/* respond_text: set a plain-text response from a static string. */
+static void respond_text(struct response *r, int status, const char *body)
+{
+    r->status = status;
+    r->body = body;
+    r->body_len = strlen(body);
+}
+
+/* respond_format: set a response whose body is formatted into r->text. */
+__attribute__((format(printf, 3, 4))) static void respond_format(struct response *r, int status,
+                                                                const char *fmt, ...);
+
+static void respond_format(struct response *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->text, sizeof r->text, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    r->body = r->text;
+    r->body_len = n < 0 ? 0 : (size_t)n < sizeof r->text ? (size_t)n : sizeof r->text - 1;
+}
+
+/* respond_405: the method is wrong for this path; `allow` lists the right
+ * ones. */
+static void respond_405(struct response *r, const char *body, const char *allow)
+{
+    respond_text(r, 405, body);
+    r->extra = allow;
+}
+
+/* path_is: does the path equal `want`? */
+static bool path_is(const char *path, size_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(path, want, len) == 0;
+}
+
+/* [snippet:routes] */
+/* route: run the request and fill *r. The only blocking route is /slow,
+ * which sleeps on `force`: a grace period that ends mid-sleep abandons it. */
+static void route(struct conn *c, const struct http_request *req, const char *body,
+                  struct response *r)
+{
+    struct server *s = c->srv;
+    const char *path, *query;
+    size_t path_len, query_len;
+    http_target_split(req->target, req->target_len, &path, &path_len, &query, &query_len);
+    bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
+
+    if (path_is(path, path_len, "/")) {
+        if (get)
+            respond_text(r, 200, "ok\n");
+        else
+            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+    } else if (path_is(path, path_len, "/healthz")) {
+        /* Unhealthy while draining, so a load balancer stops sending. */
+        if (!get)
+            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+        else if (cancel_token_is_cancelled(s->token))
+            respond_text(r, 503, "shutting down\n");
+        else
+            respond_text(r, 200, "healthy\n");
+    } else if (path_is(path, path_len, "/jobs")) {
+        uint64_t id;
+        int err;
+        if (req->method != HTTP_POST) {
+            respond_405(r, "use POST with the job as the body\n", "Allow: POST\r\n");
+        } else if (req->content_length == 0) {
+            respond_text(r, 400, "a job needs a body\n");
+        } else if ((err = queue_try_push(s->jobs, body, req->content_length, &id)) == 0) {
+            log_info("accepted job %llu (%llu bytes)", (unsigned long long)id,
+                     (unsigned long long)req->content_length);
+            respond_format(r, 202, "accepted job %llu\n", (unsigned long long)id);
+        } else if (err == EAGAIN) { /* full: say so now, never hold the client */
+            respond_text(r, 503, "job queue full, try again\n");
+            r->extra = "Retry-After: 1\r\n";
+        } else if (err == EPIPE) { /* the worker has stopped taking jobs */
+            respond_text(r, 503, "shutting down\n");
+            r->extra = "Retry-After: 5\r\n";
+            r->close = true;
+        } else {
+            respond_text(r, 500, "out of memory\n");
+        }
+    } else if (path_is(path, path_len, "/slow")) {
+        const char *v;
+        size_t vlen;
+        char num[16];
+        uint64_t ms;
+        if (!get) {
+            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+        } else if (!http_query_get(query, query_len, "ms", &v, &vlen) || vlen >= sizeof num ||
+                   (memcpy(num, v, vlen), num[vlen] = '\0',
+                    parse_uint(num, 0, CONN_SLOW_MAX_MS, &ms) != 0)) {
+            respond_text(r, 400, "expected /slow?ms=N with N from 0 to 60000\n");
+        } else if (cancel_token_wait(s->force, clock_deadline_ms((int64_t)ms)) == 0) {
+            r->abandoned = true; /* force was cancelled before the time was up */
+        } else {
+            respond_format(r, 200, "slept %llu ms\n", (unsigned long long)ms);
+        }
+    } else {
+        respond_text(r, 404, "not found\n");
+    }
+}
+/* [/snippet] */
+
+/* reply_error: answer status and close (lingering, see above). */
+static void reply_error(struct conn *c, int status)
+{
+    char out[512], body[64];
+    int n = snprintf(body, sizeof body, "%s\n", http_reason(status));
+    size_t len = http_format_response(out, sizeof out, status, false, NULL, body, (size_t)n, true);
+    if (conn_send(c, out, len, clock_deadline_ms(CONN_LINGER_MS)) == 0)
+        atomic_fetch_add(&c->srv->requests, 1);
+    conn_linger_close(c);
+}
+
+/* What serve_request tells the connection loop. */
+enum serve_result {
+    SERVE_KEEP,  /* answered; wait for the next request */
+    SERVE_CLOSE, /* answered (or the client left); close the connection */
+};
+
+/* read_failed: a read in the middle of a request failed with err. Sets
+ * *why; answers 408 for a deadline. */
+static enum serve_result read_failed(struct conn *c, int err, const char **why)
+{
+    switch (err) {
+    case ETIMEDOUT:
+        *why = "request deadline passed";
+        reply_error(c, 408);
+        break;
+    case ECANCELED:
+        *why = "request abandoned: the grace period is over";
+        atomic_fetch_add(&c->srv->abandoned, 1);
+        break;
+    case EPIPE:
+        *why = "client closed mid-request";
+        break;
+    default:
+        *why = strerror(err);
+        break;
+    }
+    return SERVE_CLOSE;
+}
+
+/* [snippet:serve_request] */
+/* serve_request: read one request (its first byte is in c->buf), run it,
+ * send the response. The deadline starts now and covers head and body: a
+ * client dribbling bytes is cut off here without affecting anyone else. */
+static enum serve_result serve_request(struct conn *c, const char **why)
+{
+    struct server *s = c->srv;
+    int64_t deadline = clock_deadline_ms(s->cfg.request_timeout_ms);
+    struct http_request req;
+    int st, err;
+    while ((st = http_parse_request(c->buf, c->len, HTTP_MAX_HEAD, &req)) ==
+           HTTP_PARSE_INCOMPLETE) {
+        if ((err = conn_read(c, s->force_fd, deadline, false)) != 0)
+            return read_failed(c, err, why);
+    }
+    if (st == 0 && req.content_length > s->cfg.max_body)
+        st = 413;
+    if (st != 0) { /* 400, 413, 431, 501, 505: answer, then close */
+        *why = "bad request";
+        reply_error(c, st);
+        return SERVE_CLOSE;
+    }
+    size_t total = req.head_len + (size_t)req.content_length;
+    if (total > c->cap) { /* a large body: grow, within max_body */
+        char *bigger = realloc(c->buf, total);
+        if (bigger == NULL) {
+            *why = "out of memory";
+            reply_error(c, 503);
+            return SERVE_CLOSE;
+        }
+        c->buf = bigger;
+        c->cap = total;
+    }
+    while (c->len < total) {
+        if ((err = conn_read(c, s->force_fd, deadline, false)) != 0)
+            return read_failed(c, err, why);
+    }
+
+    struct response r = {0};
+    route(c, &req, c->buf + req.head_len, &r);
+    if (r.abandoned) {
+        *why = "request abandoned: the grace period is over";
+        atomic_fetch_add(&s->abandoned, 1);
+        return SERVE_CLOSE;
+    }
+    /* Keep the connection unless the client, the route or shutdown says
+     * otherwise: during the drain every response carries Connection: close. */
+    bool keep = req.keep_alive && !r.close && !cancel_token_is_cancelled(c->token);
+    char out[1024];
+    size_t n = http_format_response(out, sizeof out, r.status, keep, r.extra, r.body, r.body_len,
+                                    req.method != HTTP_HEAD);
+    if (log_enabled(LOG_DEBUG))
+        log_debug("%s %.*s -> %d", req.method == HTTP_POST ? "POST" : "GET",
+                  (int)req.target_len, req.target, r.status);
+    err = conn_send(c, out, n, clock_deadline_ms(s->cfg.request_timeout_ms));
+    if (err != 0) {
+        if (err == ECANCELED)
+            atomic_fetch_add(&s->abandoned, 1);
+        *why = err == ECANCELED ? "response abandoned: the grace period is over" : strerror(err);
+        return SERVE_CLOSE;
+    }
+    atomic_fetch_add(&s->requests, 1);
+
+    /* Consume the request; bytes after it (a pipelined request) stay. */
+    memmove(c->buf, c->buf + total, c->len - total);
+    c->len -= total;
+    if (c->cap > CONN_BUF_SIZE && c->len <= CONN_BUF_SIZE) {
+        char *smaller = realloc(c->buf, CONN_BUF_SIZE);
+        if (smaller != NULL) {
+            c->buf = smaller;
+            c->cap = CONN_BUF_SIZE;
+        }
+    }
+    if (!keep)
+        *why = req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
+    return keep ? SERVE_KEEP : SERVE_CLOSE;
+}
+/* [/snippet] */
+
+/* [snippet:conn_main] */
+void *conn_main(void *arg)
+{
+    struct conn *c = arg;
+    struct server *s = c->srv;
+    char name[16];
+    snprintf(name, sizeof name, "conn-%llu", (unsigned long long)c->id);
+    log_set_thread_name(name);
+    thread_set_name(name);
+    log_debug("connection from %s", c->peer);
+
+    /* (5) The token to watch while idle: the server's fd, borrowed. Only
+     * the server cancels this connection, so no fd of its own is needed. */
+    int idle_fd;
+    int err = cancel_token_watch_fd(c->token, &idle_fd);
+    const char *why = err != 0 ? strerror(err) : "client closed";
+    unsigned served = 0;
+    while (err == 0) {
+        if (c->len == 0) { /* (6) idle: a new request, the token, or the idle timeout */
+            err = conn_wait(c->fd, POLLIN, idle_fd, clock_deadline_ms(s->cfg.idle_timeout_ms),
+                            true);
+            if (err == 0)
+                err = conn_read(c, idle_fd, -1, true);
+            if (err != 0) {
+                why = err == ECANCELED ? "closed while idle: shutting down"
+                      : err == ETIMEDOUT ? "idle timeout"
+                      : err == EPIPE     ? "client closed"
+                                         : strerror(err);
+                break;
+            }
+        }
+        atomic_fetch_add(&s->in_flight, 1); /* (7) in flight: finish it */
+        enum serve_result res = serve_request(c, &why);
+        atomic_fetch_sub(&s->in_flight, 1);
+        if (res == SERVE_CLOSE)
+            break;
+        served++;
+    }
+    log_debug("connection from %s closed after %u requests: %s", c->peer, served, why);
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    /* Released here, not when joined: the server's child list follows its
+     * live connections exactly. */
+    cancel_token_release(c->token);
+    c->token = NULL;
+    server_conn_finished(s, c); /* the last touch: the server may free c now */
+    return NULL;
+}
+/* [/snippet] */
+
+void conn_refuse(int fd, const char *body)
+{
+    /* Read what already came (best effort): unread input at close time
+     * makes the kernel send a reset instead of a clean end. */
+    char sink[4096];
+    while (recv(fd, sink, sizeof sink, 0) > 0)
+        ;
+    char out[256];
+    size_t n = http_format_response(out, sizeof out, 503, false, "Retry-After: 1\r\n", body,
+                                    strlen(body), true);
+    ssize_t w = send(fd, out, n, MSG_NOSIGNAL); /* one try: never block the accept loop */
+    (void)w;
+    shutdown(fd, SHUT_WR);
+}

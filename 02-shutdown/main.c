@@ -1,0 +1,436 @@
+/* main.c - chapter 02: graceful shutdown with a tree of cancellation tokens.
+ *
+ * tokio counterpart: the seed's run(config):
+ *
+ *     let token = CancellationToken::new();
+ *     tokio::spawn(signal_listener(token.clone()));
+ *     let server = tokio::spawn(serve_http(config.clone(), token.child_token()));
+ *     let worker = tokio::spawn(process_queue(config, token.child_token()));
+ *     let (s, w) = tokio::join!(server, worker);
+ *     info!("shutdown complete");
+ *
+ * Read it top to bottom: configure() reads flags and the environment,
+ * main() wires the tokens, the signal listener, the server and the worker,
+ * sleeps until shutdown begins, then drains in order, within a grace
+ * period, and joins and frees everything before "shutdown complete".
+ */
+#include "cancel.h"
+#include "clock.h"
+#include "lock.h"
+#include "log.h"
+#include "parse.h"
+#include "queue.h"
+#include "server.h"
+#include "signals.h"
+#include "waitgroup.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Exit statuses, the same in every program of the repository. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONTINUE = -1 };
+
+/* After the grace period, abandoned work is told to stop; this bounds how
+ * long main then waits for the threads before it exits without them. */
+#define FORCE_WAIT_MS 2000
+
+struct config {
+    const char *bind;             /* BIND_ADDR as given, for messages */
+    char host[256];               /* its host */
+    uint16_t port;                /* BIND_ADDR's port (0: any free one) */
+    int64_t grace_ms;             /* SHUTDOWN_TIMEOUT */
+    uint64_t queue_capacity;      /* QUEUE_CAPACITY */
+    int64_t job_ms;               /* JOB_TIME */
+    struct server_config server;  /* MAX_CONNECTIONS, timeouts, MAX_BODY */
+    bool no_drain;                /* --no-drain: the anti-pattern */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: shutdown [options]\n"
+            "\n"
+            "Chapter 02: an HTTP/1.1 service and a queue worker that shut down gracefully\n"
+            "on SIGINT or SIGTERM: stop accepting, finish requests in flight, close idle\n"
+            "connections, drain the job queue, join every thread, \"shutdown complete\".\n"
+            "\n"
+            "routes:  GET /             200 ok\n"
+            "         GET /healthz      200 healthy (503 while shutting down)\n"
+            "         GET /slow?ms=N    answers after N ms (0..60000)\n"
+            "         POST /jobs        queues the body as a job: 202 with its id, or\n"
+            "                           503 + Retry-After when the queue is full\n"
+            "\n"
+            "options (each overrides the environment variable beside it):\n"
+            "  --bind HOST:PORT        BIND_ADDR          listen address (default\n"
+            "                                             127.0.0.1:8080; port 0: any free)\n"
+            "  --shutdown-timeout D    SHUTDOWN_TIMEOUT   grace period for the drain, in\n"
+            "                                             seconds or 500ms, 2s (default 10)\n"
+            "  --max-connections N     MAX_CONNECTIONS    connections at once (default 512);\n"
+            "                                             more are answered 503 and closed\n"
+            "  --request-timeout D     REQUEST_TIMEOUT    a request's deadline from its first\n"
+            "                                             byte, and its response's (default 10s)\n"
+            "  --idle-timeout D        IDLE_TIMEOUT       keep-alive wait for the next request\n"
+            "                                             (default 60s)\n"
+            "  --max-body BYTES        MAX_BODY           largest request body (default 65536)\n"
+            "  --queue-capacity N      QUEUE_CAPACITY     jobs waiting at most (default 64)\n"
+            "  --job-time D            JOB_TIME           time one job takes (default 100ms)\n"
+            "  --log-level LEVEL       LOG_LEVEL          error, warn, info, debug or trace\n"
+            "                                             (default info)\n"
+            "  -v, -vv                                    one or two levels more verbose\n"
+            "  --no-drain                                 what goes wrong: skip the drain,\n"
+            "                                             abandon requests and jobs at once\n"
+            "  -h, --help                                 this text\n"
+            "\n"
+            "A second SIGINT or SIGTERM during the drain exits at once.\n"
+            "\n"
+            "exit status: 0  shut down cleanly: every accepted request and job finished\n"
+            "             1  run-time failure, or the grace period expired and work was\n"
+            "                abandoned (the log says how much)\n"
+            "             2  usage or configuration error (bad value, port in use)\n"
+            "             130, 143  forced out by a second SIGINT or SIGTERM\n");
+}
+
+/* The settings every source (default, environment, flag) may set. */
+enum setting {
+    SET_BIND,
+    SET_GRACE,
+    SET_MAX_CONNS,
+    SET_REQUEST_TIMEOUT,
+    SET_IDLE_TIMEOUT,
+    SET_MAX_BODY,
+    SET_QUEUE,
+    SET_JOB_TIME,
+    SET_LOG_LEVEL,
+};
+
+struct setting_spec {
+    enum setting id;
+    const char *flag; /* "--bind" */
+    const char *env;  /* "BIND_ADDR" */
+};
+
+static const struct setting_spec settings[] = {
+    {SET_BIND, "--bind", "BIND_ADDR"},
+    {SET_GRACE, "--shutdown-timeout", "SHUTDOWN_TIMEOUT"},
+    {SET_MAX_CONNS, "--max-connections", "MAX_CONNECTIONS"},
+    {SET_REQUEST_TIMEOUT, "--request-timeout", "REQUEST_TIMEOUT"},
+    {SET_IDLE_TIMEOUT, "--idle-timeout", "IDLE_TIMEOUT"},
+    {SET_MAX_BODY, "--max-body", "MAX_BODY"},
+    {SET_QUEUE, "--queue-capacity", "QUEUE_CAPACITY"},
+    {SET_JOB_TIME, "--job-time", "JOB_TIME"},
+    {SET_LOG_LEVEL, "--log-level", "LOG_LEVEL"},
+};
+
+#define HOUR_MS (3600 * 1000)
+
+/* apply_setting: parse one value into cfg. `source` names where it came
+ * from ("BIND_ADDR" or "--bind") for the message. False after printing it. */
+static bool apply_setting(struct config *cfg, enum log_level *level, enum setting id,
+                          const char *source, const char *value)
+{
+    uint64_t n;
+    int64_t ms;
+    const char *expected = NULL;
+    switch (id) {
+    case SET_BIND:
+        if (parse_host_port(value, cfg->host, sizeof cfg->host, &cfg->port) == 0)
+            cfg->bind = value;
+        else
+            expected = "HOST:PORT, such as 127.0.0.1:8080 or [::1]:8080";
+        break;
+    case SET_GRACE:
+        if (parse_duration_ms(value, HOUR_MS, &ms) == 0)
+            cfg->grace_ms = ms;
+        else
+            expected = "seconds from 0 to 3600, such as 10, 2.5 or 500ms";
+        break;
+    case SET_REQUEST_TIMEOUT:
+    case SET_IDLE_TIMEOUT:
+    case SET_JOB_TIME:
+        if (parse_duration_ms(value, HOUR_MS, &ms) != 0 || (ms == 0 && id != SET_JOB_TIME)) {
+            expected = id == SET_JOB_TIME ? "a duration up to 1h, such as 0, 100ms or 1s"
+                                          : "a duration above 0 and up to 1h, such as 10s or 500ms";
+        } else if (id == SET_REQUEST_TIMEOUT) {
+            cfg->server.request_timeout_ms = ms;
+        } else if (id == SET_IDLE_TIMEOUT) {
+            cfg->server.idle_timeout_ms = ms;
+        } else {
+            cfg->job_ms = ms;
+        }
+        break;
+    case SET_MAX_CONNS:
+        if (parse_uint(value, 1, 100000, &n) == 0)
+            cfg->server.max_connections = (size_t)n;
+        else
+            expected = "a whole number from 1 to 100000";
+        break;
+    case SET_MAX_BODY:
+        if (parse_uint(value, 0, 16 << 20, &n) == 0)
+            cfg->server.max_body = (size_t)n;
+        else
+            expected = "a number of bytes from 0 to 16777216";
+        break;
+    case SET_QUEUE:
+        if (parse_uint(value, 1, 1000000, &n) == 0)
+            cfg->queue_capacity = n;
+        else
+            expected = "a whole number from 1 to 1000000";
+        break;
+    case SET_LOG_LEVEL:
+        if (log_level_parse(value, level) != 0)
+            expected = "error, warn, info, debug or trace";
+        break;
+    }
+    if (expected != NULL) {
+        fprintf(stderr, "error: invalid %s '%s': expected %s\n", source, value, expected);
+        return false;
+    }
+    return true;
+}
+
+/* configure: defaults, then each setting from its flag or else its
+ * environment variable (a flag wins; a bad variable it overrides is not
+ * read), then logging. Returns EXIT_CONTINUE, or the status to exit with
+ * (0 after --help, 2 after an error). */
+static int configure(struct config *cfg, int argc, char **argv)
+{
+    enum log_level level = LOG_INFO;
+    int verbose = 0;
+    *cfg = (struct config){
+        .bind = "127.0.0.1:8080",
+        .host = "127.0.0.1",
+        .port = 8080,
+        .grace_ms = 10000,
+        .queue_capacity = 64,
+        .job_ms = 100,
+        .server = {.max_connections = 512,
+                   .request_timeout_ms = 10000,
+                   .idle_timeout_ms = 60000,
+                   .max_body = 65536},
+    };
+    enum { NSETTINGS = sizeof settings / sizeof settings[0] };
+    const char *flag_value[NSETTINGS] = {NULL};
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
+            verbose += (int)strlen(arg) - 1;
+            continue;
+        }
+        if (strcmp(arg, "--no-drain") == 0) {
+            cfg->no_drain = true;
+            continue;
+        }
+        size_t i = 0, len = 0;
+        for (; i < NSETTINGS; i++) { /* "--name value" or "--name=value" */
+            len = strlen(settings[i].flag);
+            if (strncmp(arg, settings[i].flag, len) == 0 && (arg[len] == '=' || arg[len] == '\0'))
+                break;
+        }
+        if (i == NSETTINGS) {
+            fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
+            return EXIT_USAGE;
+        }
+        if (arg[len] == '=') {
+            flag_value[i] = arg + len + 1;
+        } else if (a + 1 < argc) {
+            flag_value[i] = argv[++a];
+        } else {
+            fprintf(stderr, "error: option '%s' needs a value (see --help)\n", arg);
+            return EXIT_USAGE;
+        }
+    }
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *source = settings[i].flag, *value = flag_value[i];
+        if (value == NULL) {
+            source = settings[i].env;
+            value = getenv(source);
+        }
+        if (value != NULL && !apply_setting(cfg, &level, settings[i].id, source, value))
+            return EXIT_USAGE;
+    }
+    level = level + verbose > LOG_TRACE ? LOG_TRACE : (enum log_level)(level + verbose);
+    log_init(level);
+    return EXIT_CONTINUE;
+}
+
+/* Everything the threads share, owned by main. */
+struct app {
+    struct cancel_token *force;    /* root: cancelled when the grace period ends */
+    struct cancel_token *shutdown; /* child of force: cancelled by the first signal */
+    struct server server;          /* its token is a child of shutdown */
+    struct worker worker;          /* so is its token */
+    struct queue queue;            /* server -> worker */
+    struct waitgroup workers;      /* the worker thread, for a wait with a deadline */
+};
+
+/* server_thread: the server under a drop guard on the shutdown token, so
+ * the whole service shuts down when the server ends for any reason (an
+ * accept error, say), not only on a signal. */
+static void *server_thread(void *arg)
+{
+    struct app *app = arg;
+    struct cancel_guard guard = cancel_guard_new(cancel_token_clone(app->shutdown));
+    server_main(&app->server);
+    cancel_guard_drop(&guard);
+    return NULL;
+}
+
+/* on_force: the second signal's last words (no locks: atomics only). */
+static void on_force(int signo, void *arg)
+{
+    (void)signo;
+    struct app *app = arg;
+    log_warn("abandoning %llu requests in flight; %llu jobs processed so far",
+             (unsigned long long)atomic_load(&app->server.in_flight),
+             (unsigned long long)atomic_load(&app->worker.processed));
+}
+
+/* grace_expired: log what is left, then cancel `force`: requests and jobs
+ * in progress stop at their next wait. */
+static void grace_expired(struct app *app, int64_t grace_ms)
+{
+    log_warn("grace period of %lld ms expired: %llu requests in flight on %zu connections, %zu "
+             "jobs queued; abandoning them",
+             (long long)grace_ms, (unsigned long long)atomic_load(&app->server.in_flight),
+             server_live(&app->server), queue_len(&app->queue));
+    cancel_token_cancel(app->force);
+}
+
+/* [snippet:drain] */
+/* drain: the shutdown sequence, once the shutdown token is cancelled.
+ * Returns true if every accepted request and job was finished. */
+static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
+{
+    int64_t deadline = clock_deadline_ms(grace_ms);
+    bool expired = false;
+    log_info("draining: %zu connections open, %llu requests in flight, %zu jobs queued; grace "
+             "period %lld ms",
+             server_live(&app->server), (unsigned long long)atomic_load(&app->server.in_flight),
+             queue_len(&app->queue), (long long)grace_ms);
+    /* (11) The server thread only closes its listener: a quick join. */
+    int err = pthread_join(server, NULL);
+    if (err != 0)
+        lock_die("pthread_join", err);
+    /* (12) Requests in flight finish; idle connections have closed. */
+    if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0) {
+        grace_expired(app, grace_ms);
+        expired = true;
+    }
+    /* (13) No connection is left to accept a job: close the queue, and the
+     * worker finishes what is in it, then returns. */
+    queue_close(&app->queue);
+    if (!expired && waitgroup_wait(&app->workers, NULL, deadline) != 0) {
+        grace_expired(app, grace_ms);
+        expired = true;
+    }
+    if (expired) { /* everything stops at its next wait; bound that too */
+        int64_t last = clock_deadline_ms(FORCE_WAIT_MS);
+        if (waitgroup_wait(&app->server.conns, NULL, last) != 0 ||
+            waitgroup_wait(&app->workers, NULL, last) != 0) {
+            log_error("%zu connections and the worker did not stop in %d ms; exiting without "
+                      "joining them",
+                      server_live(&app->server), FORCE_WAIT_MS);
+            _exit(EXIT_RUNTIME); /* the sanctioned exception: CONVENTIONS.md 6 */
+        }
+    }
+    server_finish(&app->server); /* (14) join every connection thread */
+    return atomic_load(&app->server.abandoned) == 0 && atomic_load(&app->worker.abandoned) == 0;
+}
+/* [/snippet] */
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    int status = configure(&cfg, argc, argv);
+    if (status != EXIT_CONTINUE)
+        return status;
+
+    /* [snippet:main] */
+    /* (1) Before any thread: block SIGINT/SIGTERM, ignore SIGPIPE/SIGXFSZ. */
+    int err = signals_init();
+    if (err != 0) {
+        fprintf(stderr, "error: cannot set up signal handling: %s\n", strerror(err));
+        return EXIT_RUNTIME;
+    }
+    /* (2) The token tree: force -> shutdown -> {server -> connections, worker}. */
+    static struct app app; /* static: zeroed, and too big for a small stack */
+    struct cancel_token *server_token = NULL, *worker_token = NULL;
+    if (cancel_token_new(&app.force) != 0 || cancel_token_child(app.force, &app.shutdown) != 0 ||
+        cancel_token_child(app.shutdown, &server_token) != 0 ||
+        cancel_token_child(app.shutdown, &worker_token) != 0 ||
+        queue_init(&app.queue, cfg.queue_capacity) != 0) {
+        fprintf(stderr, "error: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    err = server_init(&app.server, cfg.host, cfg.port, &cfg.server, &app.queue, server_token,
+                      app.force);
+    if (err != 0) {
+        fprintf(stderr, "error: cannot bind '%s': %s\n", cfg.bind, strerror(err));
+        return err == EMFILE || err == ENFILE || err == ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+    }
+    app.worker = (struct worker){.queue = &app.queue,
+                                 .token = worker_token,
+                                 .force = app.force,
+                                 .job_ms = cfg.job_ms,
+                                 .running = &app.workers};
+    waitgroup_init(&app.workers);
+    waitgroup_add(&app.workers, 1);
+
+    pthread_t worker, server;
+    if ((err = signals_listen(app.shutdown, on_force, &app)) != 0 ||
+        (err = pthread_create(&worker, NULL, worker_main, &app.worker)) != 0) {
+        fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
+        return EXIT_RUNTIME;
+    }
+    if ((err = pthread_create(&server, NULL, server_thread, &app)) != 0) {
+        fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
+        return EXIT_RUNTIME;
+    }
+
+    /* (3) Sleep until a signal (or a failing server) cancels shutdown. */
+    cancel_token_wait(app.shutdown, -1);
+    bool clean = drain(&app, server, cfg.no_drain ? 0 : cfg.grace_ms);
+    err = pthread_join(worker, NULL);
+    if (err != 0)
+        lock_die("pthread_join", err);
+    signals_stop();
+    /* [/snippet] */
+
+    log_info("served %llu requests on %llu connections (%llu refused); processed %llu jobs",
+             (unsigned long long)atomic_load(&app.server.requests),
+             (unsigned long long)atomic_load(&app.server.accepted),
+             (unsigned long long)atomic_load(&app.server.refused),
+             (unsigned long long)atomic_load(&app.worker.processed));
+    int server_error = app.server.error;
+    unsigned long long lost_requests = atomic_load(&app.server.abandoned);
+    unsigned long long lost_jobs = atomic_load(&app.worker.abandoned);
+    server_destroy(&app.server);
+    queue_destroy(&app.queue);
+    waitgroup_destroy(&app.workers);
+    cancel_token_release(worker_token);
+    cancel_token_release(server_token);
+    cancel_token_release(app.shutdown);
+    cancel_token_release(app.force);
+
+    if (server_error != 0) {
+        log_error("shutdown after a server failure: %s", strerror(server_error));
+        return EXIT_RUNTIME;
+    }
+    if (!clean) {
+        log_warn("shutdown incomplete: %llu requests and %llu jobs abandoned", lost_requests,
+                 lost_jobs);
+        return EXIT_RUNTIME;
+    }
+    log_info("shutdown complete");
+    return EXIT_OK;
+}

@@ -1,0 +1,76 @@
+/* worker.c - the queue worker (see worker.h).
+ *
+ * tokio counterpart: process_queue, with the drain that makes "202
+ * Accepted" a promise.
+ */
+#include "worker.h"
+
+#include "clock.h"
+#include "log.h"
+#include "thread.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* checksum: FNV-1a over the job's bytes, the "work" a job stands for
+ * (with the sleep that makes it take time you can watch). */
+static uint32_t checksum(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+/* [snippet:worker] */
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    log_set_thread_name("worker");
+    thread_set_name("worker");
+    /* (8) Until shutdown, a pop ends early when `token` is cancelled; then
+     * only `force` may end it, and the queue's close ends the loop. */
+    struct cancel_token *watch = w->token;
+    for (;;) {
+        struct job job;
+        int err = queue_pop(w->queue, watch, -1, &job);
+        if (err == ECANCELED && watch == w->token) {
+            log_info("shutdown requested, draining %zu queued jobs", queue_len(w->queue));
+            watch = w->force; /* (9) drain: keep taking jobs */
+            continue;
+        }
+        if (err == ECANCELED) { /* (10) out of time: leave the rest */
+            size_t left = queue_len(w->queue);
+            atomic_fetch_add(&w->abandoned, left);
+            log_warn("grace period over, abandoning %zu queued jobs", left);
+            break;
+        }
+        if (err == EPIPE) { /* closed and empty: every accepted job is done */
+            log_info("queue closed and empty after %llu jobs",
+                     (unsigned long long)atomic_load(&w->processed));
+            break;
+        }
+        if (err != 0) {
+            log_error("queue: %s", strerror(err));
+            break;
+        }
+        /* Processing sits outside the cancellable wait, so a job in
+         * progress is finished unless the grace period runs out. */
+        uint32_t sum = checksum(job.body, job.len);
+        if (cancel_token_wait(w->force, clock_deadline_ms(w->job_ms)) == 0) {
+            atomic_fetch_add(&w->abandoned, 1);
+            log_warn("grace period over, abandoning job %llu mid-way",
+                     (unsigned long long)job.id);
+        } else {
+            atomic_fetch_add(&w->processed, 1);
+            log_info("processed job %llu (%zu bytes, fnv1a %08x)", (unsigned long long)job.id,
+                     job.len, (unsigned)sum);
+        }
+        free(job.body);
+    }
+    waitgroup_done(w->running);
+    return NULL;
+}
+/* [/snippet] */
