@@ -65,6 +65,11 @@ struct http_request {
  *                          Transfer-Encoding (no chunked request bodies
  *                          here), 505 a version other than HTTP/1.0 or 1.1.
  *
+ * On any return but 0, *req is left untouched. Errors are found as early
+ * as possible: a NUL or a bare CR or LF is 400 even before the head is
+ * complete. Host is not required (RFC 9112 3.2 says it should be), so a
+ * request typed by hand with nc works.
+ *
  * Keep-alive follows RFC 9112 9.3: HTTP/1.1 keeps the connection unless a
  * Connection header lists "close"; HTTP/1.0 closes it unless one lists
  * "keep-alive" (tokens are comma-separated and case-insensitive).
@@ -89,8 +94,8 @@ bool http_query_get(const char *query, size_t query_len, const char *name, const
 const char *http_reason(int status);
 
 /* http_format_response: write a complete HTTP/1.1 response into out[0..size):
- * status line, Content-Type: text/plain, Content-Length, "Connection: close"
- * when keep_alive is false, extra_headers verbatim (each line ending in
+ * status line, Content-Type: text/plain; charset=utf-8, Content-Length,
+ * "Connection: close" when keep_alive is false, extra_headers verbatim (each line ending in
  * "\r\n"; NULL for none), the blank line, then body (body_len bytes; for a
  * HEAD request pass the length with with_body false). Returns the number of
  * bytes written, or 0 if out is too small (nothing useful is written then). */

@@ -32,6 +32,9 @@
 #define SERVER_CONN_STACK (256 * 1024)
 #endif
 
+/* The most connections accepted per wake-up of the accept loop. */
+#define SERVER_ACCEPT_BATCH 64
+
 /* Accept errors that mean "out of a resource, try again later" back off
  * from 10 ms, doubling up to 1 s, instead of spinning (mini-redis backs
  * off the same way). */
@@ -241,12 +244,15 @@ static void spawn(struct server *s, int fd, const pthread_attr_t *attr)
     atomic_fetch_add(&s->accepted, 1);
 }
 
-/* accept_ready: accept every pending connection (a batch per wake-up).
+/* accept_ready: accept the pending connections, a batch per wake-up but
+ * at most SERVER_ACCEPT_BATCH, and none once the token is cancelled: under
+ * a steady stream of connects the backlog is never empty, and a loop that
+ * ran "until EAGAIN" would never get back to poll to see the token.
  * Returns 0, or the backoff to apply (ms) after a resource error, or -1
  * after an error that is not worth retrying. */
 static int accept_ready(struct server *s, const pthread_attr_t *attr, int backoff)
 {
-    for (;;) {
+    for (int i = 0; i < SERVER_ACCEPT_BATCH && !cancel_token_is_cancelled(s->token); i++) {
         int fd = accept(s->listen_fd, NULL, NULL);
         if (fd >= 0) {
             spawn(s, fd, attr);
@@ -277,17 +283,20 @@ static int accept_ready(struct server *s, const pthread_attr_t *attr, int backof
             return -1;
         }
     }
+    return 0; /* a full batch: the rest after the next poll, which returns at once */
 }
 
 /* refuse_backlog: connections the kernel completed before we stopped
  * would be reset by the close below; answer them "503 shutting down"
  * instead, so a client can tell "not served, retry elsewhere" from a
- * broken connection. */
+ * broken connection. Only as many as can linger; past that, resets. */
 static void refuse_backlog(struct server *s)
 {
     int fd;
-    while ((fd = accept(s->listen_fd, NULL, NULL)) >= 0 || errno == EINTR ||
-           errno == ECONNABORTED) {
+    /* Bounded: clients that keep connecting must not keep us here. */
+    for (int i = 0; i < SERVER_LINGER_MAX && ((fd = accept(s->listen_fd, NULL, NULL)) >= 0 ||
+                                              errno == EINTR || errno == ECONNABORTED);
+         i++) {
         if (fd < 0)
             continue;
         if (net_prepare(fd) == 0)
