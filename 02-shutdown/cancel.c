@@ -35,17 +35,17 @@ struct cancel_tree {
 };
 
 struct cancel_token {
-    struct cancel_tree *tree;     /* shared with the parent, set once */
-    atomic_bool cancelled;        /* set once under tree->lock, read without it */
-    size_t refs;                  /* handles + linked children */
-    struct cancel_token *parent;  /* NULL for a root or a born-cancelled child */
-    struct cancel_token *child;   /* first linked child */
-    struct cancel_token *prev;    /* siblings under the same parent */
+    struct cancel_tree *tree;    /* shared with the parent, set once */
+    atomic_bool cancelled;       /* set once under tree->lock, read without it */
+    size_t refs;                 /* handles + linked children */
+    struct cancel_token *parent; /* NULL for a root or a born-cancelled child */
+    struct cancel_token *child;  /* first linked child */
+    struct cancel_token *prev;   /* siblings under the same parent */
     struct cancel_token *next;
-    size_t children;              /* number of linked children */
-    int fd_read;                  /* the pipe of cancel_token_fd(), or -1 */
+    size_t children; /* number of linked children */
+    int fd_read;     /* the pipe of cancel_token_fd(), or -1 */
     int fd_write;
-    struct cancel_hook *hooks;    /* registered hooks, run and unlinked at cancel */
+    struct cancel_hook *hooks; /* registered hooks, run and unlinked at cancel */
 };
 
 /* node_new: a node in `tree` (NULL: a new tree), holding one handle. */

@@ -42,10 +42,10 @@ struct cancel_token;
 /* A callback run when a token is cancelled (see cancel_token_hook_add). The
  * caller owns the struct (often on its stack); its fields are private. */
 struct cancel_hook {
-    void (*fn)(void *arg);        /* what to run */
-    void *arg;                    /* its argument */
-    struct cancel_token *token;   /* where it is registered; NULL once run or removed */
-    struct cancel_hook *prev;     /* neighbours in the token's hook list */
+    void (*fn)(void *arg);      /* what to run */
+    void *arg;                  /* its argument */
+    struct cancel_token *token; /* where it is registered; NULL once run or removed */
+    struct cancel_hook *prev;   /* neighbours in the token's hook list */
     struct cancel_hook *next;
 };
 

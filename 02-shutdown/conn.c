@@ -172,13 +172,13 @@ static void conn_linger_close(struct conn *c)
 
 /* A response, as the routes build it. */
 struct response {
-    int status;         /* the status code */
-    const char *body;   /* the body (text, usually static) */
-    size_t body_len;    /* its length */
-    const char *extra;  /* extra header lines ("Retry-After: 1\r\n"), or NULL */
-    bool close;         /* close the connection after it */
-    bool abandoned;     /* no response: the grace period ended first */
-    char text[64];      /* storage for a formatted body */
+    int status;        /* the status code */
+    const char *body;  /* the body (text, usually static) */
+    size_t body_len;   /* its length */
+    const char *extra; /* extra header lines ("Retry-After: 1\r\n"), or NULL */
+    bool close;        /* close the connection after it */
+    bool abandoned;    /* no response: the grace period ended first */
+    char text[64];     /* storage for a formatted body */
 };
 
 /* respond_text: set a plain-text response from a static string. */
@@ -191,9 +191,7 @@ static void respond_text(struct response *r, int status, const char *body)
 
 /* respond_format: set a response whose body is formatted into r->text. */
 __attribute__((format(printf, 3, 4))) static void respond_format(struct response *r, int status,
-                                                                const char *fmt, ...);
-
-static void respond_format(struct response *r, int status, const char *fmt, ...)
+                                                                 const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -212,13 +210,18 @@ static void respond_405(struct response *r, const char *body, const char *allow)
     r->extra = allow;
 }
 
+/* method_name: for the log. */
+static const char *method_name(enum http_method m)
+{
+    return m == HTTP_GET ? "GET" : m == HTTP_HEAD ? "HEAD" : m == HTTP_POST ? "POST" : "other";
+}
+
 /* path_is: does the path equal `want`? */
 static bool path_is(const char *path, size_t len, const char *want)
 {
     return strlen(want) == len && memcmp(path, want, len) == 0;
 }
 
-/* [snippet:routes] */
 /* route: run the request and fill *r. The only blocking route is /slow,
  * which sleeps on `force`: a grace period that ends mid-sleep abandons it. */
 static void route(struct conn *c, const struct http_request *req, const char *body,
@@ -284,7 +287,6 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
         respond_text(r, 404, "not found\n");
     }
 }
-/* [/snippet] */
 
 /* reply_error: answer status and close (lingering, see above). */
 static void reply_error(struct conn *c, int status)
@@ -326,7 +328,6 @@ static enum serve_result read_failed(struct conn *c, int err, const char **why)
     return SERVE_CLOSE;
 }
 
-/* [snippet:serve_request] */
 /* serve_request: read one request (its first byte is in c->buf), run it,
  * send the response. The deadline starts now and covers head and body: a
  * client dribbling bytes is cut off here without affecting anyone else. */
@@ -378,8 +379,8 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     size_t n = http_format_response(out, sizeof out, r.status, keep, r.extra, r.body, r.body_len,
                                     req.method != HTTP_HEAD);
     if (log_enabled(LOG_DEBUG))
-        log_debug("%s %.*s -> %d", req.method == HTTP_POST ? "POST" : "GET",
-                  (int)req.target_len, req.target, r.status);
+        log_debug("%s %.*s -> %d", method_name(req.method), (int)req.target_len, req.target,
+                  r.status);
     err = conn_send(c, out, n, clock_deadline_ms(s->cfg.request_timeout_ms));
     if (err != 0) {
         if (err == ECANCELED)
@@ -400,10 +401,10 @@ static enum serve_result serve_request(struct conn *c, const char **why)
         }
     }
     if (!keep)
-        *why = req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
+        *why =
+            req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
     return keep ? SERVE_KEEP : SERVE_CLOSE;
 }
-/* [/snippet] */
 
 /* [snippet:conn_main] */
 void *conn_main(void *arg)
@@ -416,27 +417,27 @@ void *conn_main(void *arg)
     thread_set_name(name);
     log_debug("connection from %s", c->peer);
 
-    /* (5) The token to watch while idle: the server's fd, borrowed. Only
+    /* (7) The token to watch while idle: the server's fd, borrowed. Only
      * the server cancels this connection, so no fd of its own is needed. */
     int idle_fd;
     int err = cancel_token_watch_fd(c->token, &idle_fd);
     const char *why = err != 0 ? strerror(err) : "client closed";
     unsigned served = 0;
     while (err == 0) {
-        if (c->len == 0) { /* (6) idle: a new request, the token, or the idle timeout */
-            err = conn_wait(c->fd, POLLIN, idle_fd, clock_deadline_ms(s->cfg.idle_timeout_ms),
-                            true);
+        if (c->len == 0) { /* (8) idle: a new request, the token, or the idle timeout */
+            err =
+                conn_wait(c->fd, POLLIN, idle_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
             if (err == 0)
                 err = conn_read(c, idle_fd, -1, true);
             if (err != 0) {
-                why = err == ECANCELED ? "closed while idle: shutting down"
+                why = err == ECANCELED   ? "closed while idle: shutting down"
                       : err == ETIMEDOUT ? "idle timeout"
                       : err == EPIPE     ? "client closed"
                                          : strerror(err);
                 break;
             }
         }
-        atomic_fetch_add(&s->in_flight, 1); /* (7) in flight: finish it */
+        atomic_fetch_add(&s->in_flight, 1); /* (9) in flight: finish it */
         enum serve_result res = serve_request(c, &why);
         atomic_fetch_sub(&s->in_flight, 1);
         if (res == SERVE_CLOSE)

@@ -80,8 +80,8 @@ int http_parse_request(const char *buf, size_t len, size_t max_head, struct http
 /* http_target_split: split a request target into its path and its query
  * (the part after '?', without the '?'; empty when there is none). The
  * outputs point into target. */
-void http_target_split(const char *target, size_t target_len, const char **path,
-                       size_t *path_len, const char **query, size_t *query_len);
+void http_target_split(const char *target, size_t target_len, const char **path, size_t *path_len,
+                       const char **query, size_t *query_len);
 
 /* http_query_get: find parameter `name` in a query string ("a=1&ms=250").
  * Returns true and sets *value / *value_len (pointing into query; no

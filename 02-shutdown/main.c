@@ -41,14 +41,14 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONTINUE = -1 };
 #define FORCE_WAIT_MS 2000
 
 struct config {
-    const char *bind;             /* BIND_ADDR as given, for messages */
-    char host[256];               /* its host */
-    uint16_t port;                /* BIND_ADDR's port (0: any free one) */
-    int64_t grace_ms;             /* SHUTDOWN_TIMEOUT */
-    uint64_t queue_capacity;      /* QUEUE_CAPACITY */
-    int64_t job_ms;               /* JOB_TIME */
-    struct server_config server;  /* MAX_CONNECTIONS, timeouts, MAX_BODY */
-    bool no_drain;                /* --no-drain: the anti-pattern */
+    const char *bind;            /* BIND_ADDR as given, for messages */
+    char host[256];              /* its host */
+    uint16_t port;               /* BIND_ADDR's port (0: any free one) */
+    int64_t grace_ms;            /* SHUTDOWN_TIMEOUT */
+    uint64_t queue_capacity;     /* QUEUE_CAPACITY */
+    int64_t job_ms;              /* JOB_TIME */
+    struct server_config server; /* MAX_CONNECTIONS, timeouts, MAX_BODY */
+    bool no_drain;               /* --no-drain: the anti-pattern */
 };
 
 static void usage(FILE *out)
@@ -317,16 +317,16 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
              "period %lld ms",
              server_live(&app->server), (unsigned long long)atomic_load(&app->server.in_flight),
              queue_len(&app->queue), (long long)grace_ms);
-    /* (11) The server thread only closes its listener: a quick join. */
+    /* (14) The server thread only closes its listener: a quick join. */
     int err = pthread_join(server, NULL);
     if (err != 0)
         lock_die("pthread_join", err);
-    /* (12) Requests in flight finish; idle connections have closed. */
+    /* (15) Requests in flight finish; idle connections have closed. */
     if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0) {
         grace_expired(app, grace_ms);
         expired = true;
     }
-    /* (13) No connection is left to accept a job: close the queue, and the
+    /* (16) No connection is left to accept a job: close the queue, and the
      * worker finishes what is in it, then returns. */
     queue_close(&app->queue);
     if (!expired && waitgroup_wait(&app->workers, NULL, deadline) != 0) {
@@ -343,7 +343,7 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
             _exit(EXIT_RUNTIME); /* the sanctioned exception: CONVENTIONS.md 6 */
         }
     }
-    server_finish(&app->server); /* (14) join every connection thread */
+    server_finish(&app->server); /* (17) join every connection thread */
     return atomic_load(&app->server.abandoned) == 0 && atomic_load(&app->worker.abandoned) == 0;
 }
 /* [/snippet] */
@@ -386,6 +386,8 @@ int main(int argc, char **argv)
     waitgroup_init(&app.workers);
     waitgroup_add(&app.workers, 1);
 
+    /* (3) The listener cancels `shutdown` on the first signal; (4) the
+     * worker and the server start on their child tokens. */
     pthread_t worker, server;
     if ((err = signals_listen(app.shutdown, on_force, &app)) != 0 ||
         (err = pthread_create(&worker, NULL, worker_main, &app.worker)) != 0) {
@@ -397,7 +399,7 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
 
-    /* (3) Sleep until a signal (or a failing server) cancels shutdown. */
+    /* (13) Sleep until a signal (or a failing server) cancels shutdown. */
     cancel_token_wait(app.shutdown, -1);
     bool clean = drain(&app, server, cfg.no_drain ? 0 : cfg.grace_ms);
     err = pthread_join(worker, NULL);

@@ -31,15 +31,15 @@ struct job {
 };
 
 struct queue {
-    pthread_mutex_t lock;  /* protects every field below */
-    pthread_cond_t ready;  /* signalled when a job arrives or the queue closes */
-    struct job *slots;     /* ring buffer of `capacity` jobs */
-    size_t capacity;       /* fixed at init */
-    size_t head;           /* index of the oldest job */
-    size_t len;            /* jobs queued */
-    uint64_t next_id;      /* the id the next accepted job gets */
-    size_t waiting;        /* consumers blocked in queue_pop */
-    bool closed;           /* queue_close was called: pushes fail */
+    pthread_mutex_t lock; /* protects every field below */
+    pthread_cond_t ready; /* signalled when a job arrives or the queue closes */
+    struct job *slots;    /* ring buffer of `capacity` jobs */
+    size_t capacity;      /* fixed at init */
+    size_t head;          /* index of the oldest job */
+    size_t len;           /* jobs queued */
+    uint64_t next_id;     /* the id the next accepted job gets */
+    size_t waiting;       /* consumers blocked in queue_pop */
+    bool closed;          /* queue_close was called: pushes fail */
 };
 
 /* queue_init: an empty queue of `capacity` (>= 1) jobs. 0 or ENOMEM. */

@@ -320,7 +320,7 @@ void *server_main(void *arg)
     int64_t pause_until = -1; /* during an accept backoff: when it ends */
     int last_pause = 0;       /* the previous backoff (ms), doubled on the next error */
     for (;;) {
-        /* (3) One poll: the listener, the token (select!'s other arm), the
+        /* (5) One poll: the listener, the token (select!'s other arm), the
          * reap pipe and the refused connections still lingering. During a
          * backoff the listener is left out. */
         struct pollfd p[3 + SERVER_LINGER_MAX] = {
@@ -355,9 +355,10 @@ void *server_main(void *arg)
             pause_until = pause > 0 ? clock_deadline_ms(pause) : -1;
         }
     }
-    /* (4) Dropping the listener: from here on a connect is refused. */
+    /* (6) Dropping the listener: from here on a connect is refused. */
     close(s->listen_fd);
     s->listen_fd = -1;
+    /* [/snippet] */
     pthread_attr_destroy(&attr);
     /* The last refused clients get their moment to read the 503 (at most
      * SERVER_LINGER_MS; the end of the grace period cuts it short). */
@@ -376,7 +377,6 @@ void *server_main(void *arg)
     reap(s);
     return NULL;
 }
-/* [/snippet] */
 
 size_t server_live(struct server *s)
 {

@@ -61,20 +61,20 @@ struct server {
     struct queue *jobs;         /* where POST /jobs puts work */
     struct waitgroup conns;     /* connection threads that have not finished */
 
-    pthread_mutex_t lock;       /* protects live, done and nlive */
-    struct conn *live;          /* connections whose thread runs (a list) */
-    struct conn *done;          /* finished threads, to be joined and freed */
-    size_t nlive;               /* length of `live` */
-    int reap_read;              /* a pipe: the first thread to finish writes a byte */
-    int reap_write;             /*   so the accept loop wakes up to join it */
+    pthread_mutex_t lock; /* protects live, done and nlive */
+    struct conn *live;    /* connections whose thread runs (a list) */
+    struct conn *done;    /* finished threads, to be joined and freed */
+    size_t nlive;         /* length of `live` */
+    int reap_read;        /* a pipe: the first thread to finish writes a byte */
+    int reap_write;       /*   so the accept loop wakes up to join it */
 
-    uint64_t next_id;               /* connection ids (accept loop only) */
+    uint64_t next_id;                                     /* connection ids (accept loop only) */
     struct server_lingering lingering[SERVER_LINGER_MAX]; /* accept loop only */
     size_t nlingering;                                    /* entries in use */
-    atomic_uint_fast64_t accepted;  /* connections accepted */
-    atomic_uint_fast64_t refused;   /* connections refused at the cap */
-    atomic_uint_fast64_t requests;  /* responses sent */
-    atomic_uint_fast64_t in_flight; /* requests being read or answered now */
+    atomic_uint_fast64_t accepted;                        /* connections accepted */
+    atomic_uint_fast64_t refused;                         /* connections refused at the cap */
+    atomic_uint_fast64_t requests;                        /* responses sent */
+    atomic_uint_fast64_t in_flight;                       /* requests being read or answered now */
     atomic_uint_fast64_t abandoned; /* requests dropped when the grace period ended */
     int error;                      /* set if server_main failed (an E* code) */
 };

@@ -79,11 +79,11 @@ static void *signals_main(void *arg)
             break; /* signals_stop's wake-up (or a signal at exit time) */
         int expected = 0;
         if (atomic_compare_exchange_strong(&listener.first, &expected, signo)) {
-            log_info("received %s", signal_name(signo)); /* (1) first: shut down */
+            log_info("received %s", signal_name(signo)); /* first: shut down */
             cancel_token_cancel(listener.token);
             continue;
         }
-        /* (2) second: the drain is taking too long for the user; leave now. */
+        /* second: the drain is taking too long for the user; leave now. */
         log_warn("received %s again during shutdown: exiting at once with %d", signal_name(signo),
                  128 + signo);
         if (listener.on_force != NULL)

@@ -30,18 +30,18 @@ void *worker_main(void *arg)
     struct worker *w = arg;
     log_set_thread_name("worker");
     thread_set_name("worker");
-    /* (8) Until shutdown, a pop ends early when `token` is cancelled; then
+    /* (10) Until shutdown, a pop ends early when `token` is cancelled; then
      * only `force` may end it, and the queue's close ends the loop. */
     struct cancel_token *watch = w->token;
     for (;;) {
         struct job job;
         int err = queue_pop(w->queue, watch, -1, &job);
-        if (err == ECANCELED && watch == w->token) {
+        if (err == ECANCELED && watch == w->token && !cancel_token_is_cancelled(w->force)) {
             log_info("shutdown requested, draining %zu queued jobs", queue_len(w->queue));
-            watch = w->force; /* (9) drain: keep taking jobs */
+            watch = w->force; /* (11) drain: keep taking jobs */
             continue;
         }
-        if (err == ECANCELED) { /* (10) out of time: leave the rest */
+        if (err == ECANCELED) { /* (12) out of time: leave the rest */
             size_t left = queue_len(w->queue);
             atomic_fetch_add(&w->abandoned, left);
             log_warn("grace period over, abandoning %zu queued jobs", left);
@@ -61,8 +61,7 @@ void *worker_main(void *arg)
         uint32_t sum = checksum(job.body, job.len);
         if (cancel_token_wait(w->force, clock_deadline_ms(w->job_ms)) == 0) {
             atomic_fetch_add(&w->abandoned, 1);
-            log_warn("grace period over, abandoning job %llu mid-way",
-                     (unsigned long long)job.id);
+            log_warn("grace period over, abandoning job %llu mid-way", (unsigned long long)job.id);
         } else {
             atomic_fetch_add(&w->processed, 1);
             log_info("processed job %llu (%zu bytes, fnv1a %08x)", (unsigned long long)job.id,

@@ -29,13 +29,13 @@
 #include <stdint.h>
 
 struct worker {
-    struct queue *queue;              /* where the jobs come from */
-    struct cancel_token *token;       /* cancelled: shutdown began, switch to draining */
-    struct cancel_token *force;       /* cancelled: the grace period is over, stop */
-    int64_t job_ms;                   /* the time one job takes (a sleep on force) */
-    struct waitgroup *running;        /* done() when the worker returns */
-    atomic_uint_fast64_t processed;   /* jobs finished */
-    atomic_uint_fast64_t abandoned;   /* jobs dropped when the grace period ended */
+    struct queue *queue;            /* where the jobs come from */
+    struct cancel_token *token;     /* cancelled: shutdown began, switch to draining */
+    struct cancel_token *force;     /* cancelled: the grace period is over, stop */
+    int64_t job_ms;                 /* the time one job takes (a sleep on force) */
+    struct waitgroup *running;      /* done() when the worker returns */
+    atomic_uint_fast64_t processed; /* jobs finished */
+    atomic_uint_fast64_t abandoned; /* jobs dropped when the grace period ended */
 };
 
 /* worker_main: the worker thread (arg: struct worker). Processes jobs, logging

@@ -30,7 +30,7 @@ static int failures;
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                       \
+            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
