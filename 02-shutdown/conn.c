@@ -425,10 +425,7 @@ void *conn_main(void *arg)
     unsigned served = 0;
     while (err == 0) {
         if (c->len == 0) { /* (8) idle: a new request, the token, or the idle timeout */
-            int64_t idle_until = clock_deadline_ms(s->cfg.idle_timeout_ms);
-            err = conn_wait(c->fd, POLLIN, idle_fd, idle_until, true);
-            if (err == 0)
-                err = conn_read(c, idle_fd, -1, true);
+            err = conn_read(c, idle_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
             if (err != 0) {
                 why = err == ECANCELED   ? "closed while idle: shutting down"
                       : err == ETIMEDOUT ? "idle timeout"

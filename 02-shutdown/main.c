@@ -376,6 +376,11 @@ int main(int argc, char **argv)
                       app.force);
     if (err != 0) {
         fprintf(stderr, "error: cannot bind '%s': %s\n", cfg.bind, strerror(err));
+        queue_destroy(&app.queue);
+        cancel_token_release(worker_token);
+        cancel_token_release(server_token);
+        cancel_token_release(app.shutdown);
+        cancel_token_release(app.force);
         return err == EMFILE || err == ENFILE || err == ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
     }
     app.worker = (struct worker){.queue = &app.queue,
@@ -396,6 +401,9 @@ int main(int argc, char **argv)
     }
     if ((err = pthread_create(&server, NULL, server_thread, &app)) != 0) {
         fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
+        cancel_token_cancel(app.force); /* the worker is running: stop and join it */
+        pthread_join(worker, NULL);
+        signals_stop();
         return EXIT_RUNTIME;
     }
 
