@@ -110,16 +110,22 @@ static void reap(struct server *s)
     }
 }
 
-void server_conn_finished(struct server *s, struct conn *c)
+/* live_remove: take c out of the live list. Called with s->lock held. */
+static void live_remove(struct server *s, struct conn *c)
 {
-    lock_acquire(&s->lock);
-    if (c->prev != NULL) /* live -> done */
+    if (c->prev != NULL)
         c->prev->next = c->next;
     else
         s->live = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nlive--;
+}
+
+void server_conn_finished(struct server *s, struct conn *c)
+{
+    lock_acquire(&s->lock);
+    live_remove(s, c); /* live -> done */
     bool first = s->done == NULL;
     c->prev = NULL;
     c->next = s->done;
@@ -226,13 +232,7 @@ static void spawn(struct server *s, int fd, const pthread_attr_t *attr)
     if (err != 0) {
         log_warn("cannot start a connection thread: %s", strerror(err));
         lock_acquire(&s->lock);
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            s->live = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
-        s->nlive--;
+        live_remove(s, c);
         lock_release(&s->lock);
         waitgroup_done(&s->conns);
         int sock = c->fd;
