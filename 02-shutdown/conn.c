@@ -365,6 +365,8 @@ static enum serve_result serve_request(struct conn *c, const char **why)
             return read_failed(c, err, why);
     }
 
+    if (log_enabled(LOG_DEBUG))
+        log_debug("request: %s %.*s", method_name(req.method), (int)req.target_len, req.target);
     struct response r = {0};
     route(c, &req, c->buf + req.head_len, &r);
     if (r.abandoned) {
@@ -379,8 +381,8 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     size_t n = http_format_response(out, sizeof out, r.status, keep, r.extra, r.body, r.body_len,
                                     req.method != HTTP_HEAD);
     if (log_enabled(LOG_DEBUG))
-        log_debug("%s %.*s -> %d", method_name(req.method), (int)req.target_len, req.target,
-                  r.status);
+        log_debug("response: %s %.*s -> %d", method_name(req.method), (int)req.target_len,
+                  req.target, r.status);
     err = conn_send(c, out, n, clock_deadline_ms(s->cfg.request_timeout_ms));
     if (err != 0) {
         if (err == ECANCELED)
