@@ -4,9 +4,10 @@
  * seed spawns per connection, with hyper's keep-alive loop inside.
  *
  * Every wait here is one poll(2) over two fds: the socket and a token's fd.
- * While idle the token is the connection's own (through the server token's
- * fd: cancel_token_watch_fd), so shutdown closes idle connections at once.
- * Once a request's first byte has arrived the token is `force`, which is
+ * While idle, and while a request's head is arriving, the token is the
+ * connection's own (through the server token's fd: cancel_token_watch_fd),
+ * so shutdown closes idle connections at once and answers half-sent heads
+ * 503. Once a request's head is complete the token is `force`, which is
  * cancelled only when the grace period is over: a request in flight is
  * finished, not cut off, unless the operator's deadline says otherwise.
  */
@@ -57,6 +58,7 @@ struct conn *conn_new(struct server *srv, uint64_t id, int fd)
     c->srv = srv;
     c->id = id;
     c->fd = fd;
+    c->watch_fd = -1; /* set by the thread itself */
     c->cap = CONN_BUF_SIZE;
     net_peer_addr(fd, c->peer, sizeof c->peer);
     return c;
@@ -337,10 +339,20 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     int64_t deadline = clock_deadline_ms(s->cfg.request_timeout_ms);
     struct http_request req;
     int st, err;
+    /* A head still incomplete when shutdown begins is not worth waiting
+     * for: one byte must not hold the drain for REQUEST_TIMEOUT. So the head
+     * is read watching the connection's token (which fires with force too);
+     * a body, once its head is in, is read watching force only. */
     while ((st = http_parse_request(c->buf, c->len, HTTP_MAX_HEAD, &req)) ==
            HTTP_PARSE_INCOMPLETE) {
-        if ((err = conn_read(c, s->force_fd, deadline, false)) != 0)
+        if ((err = conn_read(c, c->watch_fd, deadline, false)) != 0) {
+            if (err == ECANCELED && !cancel_token_is_cancelled(s->force)) {
+                *why = "shutting down with the request head incomplete";
+                reply_error(c, 503);
+                return SERVE_CLOSE;
+            }
             return read_failed(c, err, why);
+        }
     }
     if (st == 0 && req.content_length > s->cfg.max_body)
         st = 413;
@@ -402,10 +414,11 @@ static enum serve_result serve_request(struct conn *c, const char **why)
             c->cap = CONN_BUF_SIZE;
         }
     }
-    if (!keep)
-        *why =
-            req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
-    return keep ? SERVE_KEEP : SERVE_CLOSE;
+    if (keep)
+        return SERVE_KEEP;
+    *why = req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
+    conn_linger_close(c); /* bytes the client sent meanwhile must not reset the response */
+    return SERVE_CLOSE;
 }
 
 /* [snippet:conn_main] */
@@ -419,15 +432,15 @@ void *conn_main(void *arg)
     thread_set_name(name);
     log_debug("connection from %s", c->peer);
 
-    /* (7) The token to watch while idle: the server's fd, borrowed. Only
-     * the server cancels this connection, so no fd of its own is needed. */
-    int idle_fd;
-    int err = cancel_token_watch_fd(c->token, &idle_fd);
+    /* (7) The token to watch while idle or reading a head: the server's
+     * fd, borrowed. Only the server cancels this connection, so no fd of
+     * its own is needed. */
+    int err = cancel_token_watch_fd(c->token, &c->watch_fd);
     const char *why = err != 0 ? strerror(err) : "client closed";
     unsigned served = 0;
     while (err == 0) {
         if (c->len == 0) { /* (8) idle: a new request, the token, or the idle timeout */
-            err = conn_read(c, idle_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
+            err = conn_read(c, c->watch_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
             if (err != 0) {
                 why = err == ECANCELED   ? "closed while idle: shutting down"
                       : err == ETIMEDOUT ? "idle timeout"
@@ -462,7 +475,7 @@ void conn_refuse(int fd, const char *body)
     /* Read what already came (best effort): unread input at close time
      * makes the kernel send a reset instead of a clean end. */
     char sink[4096];
-    while (recv(fd, sink, sizeof sink, 0) > 0)
+    for (int k = 0; k < 16 && recv(fd, sink, sizeof sink, 0) > 0; k++)
         ;
     char out[256];
     size_t n = http_format_response(out, sizeof out, 503, false, "Retry-After: 1\r\n", body,

@@ -5,10 +5,13 @@
  *
  *     idle:      wait for a request's first byte, or the token, or the idle
  *                timeout; the token or the timeout closes the connection;
- *     in flight: read the request (head, then body) by the request
- *                deadline, run the route, write the response; the token no
- *                longer interrupts: only `force` (the grace period is over)
- *                does, and then the request is abandoned;
+ *     head:      read the rest of the request head by the request
+ *                deadline; the token answers it 503 and closes (a head
+ *                still incomplete at shutdown is a slow or hostile client);
+ *     in flight: once the head is in: read the body, run the route, write
+ *                the response; the token no longer interrupts: only
+ *                `force` (the grace period is over) does, and then the
+ *                request is abandoned;
  *     after:     keep-alive and not cancelled? back to idle; else close.
  *
  * That split is the whole of "let in-flight requests finish, close idle
@@ -30,6 +33,7 @@ struct conn {
     uint64_t id;                /* 1, 2, 3 ... in accept order (thread name conn-ID) */
     int fd;                     /* the socket (non-blocking); -1 once closed */
     struct cancel_token *token; /* a child of the server's token */
+    int watch_fd;               /* readable once token is cancelled (borrowed) */
     char peer[64];              /* "127.0.0.1:53412", for the log */
     char *buf;                  /* bytes read and not yet consumed */
     size_t cap;                 /* buf's size */

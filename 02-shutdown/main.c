@@ -290,15 +290,17 @@ static void on_force(int signo, void *arg)
 {
     (void)signo;
     struct app *app = arg;
-    log_warn("abandoning %llu requests in flight; %llu jobs processed so far",
-             (unsigned long long)atomic_load(&app->server.in_flight),
+    log_warn("abandoning %llu requests in flight and %zu queued jobs; %llu jobs processed",
+             (unsigned long long)atomic_load(&app->server.in_flight), queue_len_now(&app->queue),
              (unsigned long long)atomic_load(&app->worker.processed));
 }
 
-/* grace_expired: log what is left, then cancel `force`: requests and jobs
- * in progress stop at their next wait. */
+/* grace_expired: log what is left, close the queue (so no job can be
+ * answered 202 after the worker has counted what it abandons), then cancel
+ * `force`: requests and jobs in progress stop at their next wait. */
 static void grace_expired(struct app *app, int64_t grace_ms)
 {
+    queue_close(&app->queue);
     log_warn("grace period of %lld ms expired: %llu requests in flight on %zu connections, %zu "
              "jobs queued; abandoning them",
              (long long)grace_ms, (unsigned long long)atomic_load(&app->server.in_flight),
@@ -308,7 +310,7 @@ static void grace_expired(struct app *app, int64_t grace_ms)
 
 /* [snippet:drain] */
 /* drain: the shutdown sequence, once the shutdown token is cancelled.
- * Returns true if every accepted request and job was finished. */
+ * Returns true if it finished within the grace period. */
 static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
@@ -317,7 +319,8 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
              "period %lld ms",
              server_live(&app->server), (unsigned long long)atomic_load(&app->server.in_flight),
              queue_len(&app->queue), (long long)grace_ms);
-    /* (14) The server thread only closes its listener: a quick join. */
+    /* (14) The server thread closes its listener and returns: a quick join
+     * (refused clients get at most SERVER_STOP_LINGER_MS to read their 503). */
     int err = pthread_join(server, NULL);
     if (err != 0)
         lock_die("pthread_join", err);
@@ -337,14 +340,14 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
         int64_t last = clock_deadline_ms(FORCE_WAIT_MS);
         if (waitgroup_wait(&app->server.conns, NULL, last) != 0 ||
             waitgroup_wait(&app->workers, NULL, last) != 0) {
-            log_error("%zu connections and the worker did not stop in %d ms; exiting without "
-                      "joining them",
-                      server_live(&app->server), FORCE_WAIT_MS);
+            log_error("%zu connection threads and %zu worker threads did not stop in %d ms; "
+                      "exiting without joining them",
+                      server_live(&app->server), waitgroup_count(&app->workers), FORCE_WAIT_MS);
             _exit(EXIT_RUNTIME); /* the sanctioned exception: CONVENTIONS.md 6 */
         }
     }
     server_finish(&app->server); /* (17) join every connection thread */
-    return atomic_load(&app->server.abandoned) == 0 && atomic_load(&app->worker.abandoned) == 0;
+    return !expired;             /* past the grace period: exit 1, even if nothing was lost */
 }
 /* [/snippet] */
 
@@ -365,23 +368,21 @@ int main(int argc, char **argv)
     /* (2) The token tree: force -> shutdown -> {server -> connections, worker}. */
     static struct app app; /* static: zeroed, and too big for a small stack */
     struct cancel_token *server_token = NULL, *worker_token = NULL;
+    status = EXIT_RUNTIME;
     if (cancel_token_new(&app.force) != 0 || cancel_token_child(app.force, &app.shutdown) != 0 ||
         cancel_token_child(app.shutdown, &server_token) != 0 ||
         cancel_token_child(app.shutdown, &worker_token) != 0 ||
         queue_init(&app.queue, cfg.queue_capacity) != 0) {
         fprintf(stderr, "error: out of memory\n");
-        return EXIT_RUNTIME;
+        goto out_release_tokens;
     }
     err = server_init(&app.server, cfg.host, cfg.port, &cfg.server, &app.queue, server_token,
                       app.force);
     if (err != 0) {
         fprintf(stderr, "error: cannot bind '%s': %s\n", cfg.bind, strerror(err));
-        queue_destroy(&app.queue);
-        cancel_token_release(worker_token);
-        cancel_token_release(server_token);
-        cancel_token_release(app.shutdown);
-        cancel_token_release(app.force);
-        return err == EMFILE || err == ENFILE || err == ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+        if (err != EMFILE && err != ENFILE && err != ENOMEM)
+            status = EXIT_USAGE; /* a bad address or a port in use */
+        goto out_destroy_queue;
     }
     app.worker = (struct worker){.queue = &app.queue,
                                  .token = worker_token,
@@ -394,53 +395,59 @@ int main(int argc, char **argv)
     /* (3) The listener cancels `shutdown` on the first signal; (4) the
      * worker and the server start on their child tokens. */
     pthread_t worker, server;
-    if ((err = signals_listen(app.shutdown, on_force, &app)) != 0 ||
-        (err = pthread_create(&worker, NULL, worker_main, &app.worker)) != 0) {
+    if ((err = signals_listen(app.shutdown, on_force, &app)) != 0) {
         fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
-        return EXIT_RUNTIME;
+        goto out_destroy_server;
+    }
+    if ((err = pthread_create(&worker, NULL, worker_main, &app.worker)) != 0) {
+        fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
+        goto out_stop_signals;
     }
     if ((err = pthread_create(&server, NULL, server_thread, &app)) != 0) {
         fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
-        cancel_token_cancel(app.force); /* the worker is running: stop and join it */
-        pthread_join(worker, NULL);
-        signals_stop();
-        return EXIT_RUNTIME;
+        queue_close(&app.queue);
+        cancel_token_cancel(app.force); /* the worker runs: stop it, join it below */
+        goto out_join_worker;
     }
 
     /* (13) Sleep until a signal (or a failing server) cancels shutdown. */
     cancel_token_wait(app.shutdown, -1);
     bool clean = drain(&app, server, cfg.no_drain ? 0 : cfg.grace_ms);
-    err = pthread_join(worker, NULL);
-    if (err != 0)
-        lock_die("pthread_join", err);
-    signals_stop();
-    /* [/snippet] */
-
     log_info("served %llu requests on %llu connections (%llu refused); processed %llu jobs",
              (unsigned long long)atomic_load(&app.server.requests),
              (unsigned long long)atomic_load(&app.server.accepted),
              (unsigned long long)atomic_load(&app.server.refused),
              (unsigned long long)atomic_load(&app.worker.processed));
-    int server_error = app.server.error;
-    unsigned long long lost_requests = atomic_load(&app.server.abandoned);
-    unsigned long long lost_jobs = atomic_load(&app.worker.abandoned);
-    server_destroy(&app.server);
-    queue_destroy(&app.queue);
+    if (app.server.error != 0) {
+        log_error("shutdown after a server failure: %s", strerror(app.server.error));
+    } else if (!clean) {
+        log_warn("shutdown incomplete: the grace period expired; %llu requests and %llu jobs "
+                 "abandoned",
+                 (unsigned long long)atomic_load(&app.server.abandoned),
+                 (unsigned long long)atomic_load(&app.worker.abandoned));
+    } else {
+        status = EXIT_OK;
+    }
+    /* The rest undoes the set-up in reverse; the error paths above enter it
+     * at the step they reached. */
+out_join_worker:
+    err = pthread_join(worker, NULL);
+    if (err != 0)
+        lock_die("pthread_join", err);
+out_stop_signals:
+    signals_stop();
+out_destroy_server:
     waitgroup_destroy(&app.workers);
+    server_destroy(&app.server); /* every connection thread is joined by now */
+out_destroy_queue:
+    queue_destroy(&app.queue);
+out_release_tokens:
     cancel_token_release(worker_token);
     cancel_token_release(server_token);
     cancel_token_release(app.shutdown);
     cancel_token_release(app.force);
-
-    if (server_error != 0) {
-        log_error("shutdown after a server failure: %s", strerror(server_error));
-        return EXIT_RUNTIME;
-    }
-    if (!clean) {
-        log_warn("shutdown incomplete: %llu requests and %llu jobs abandoned", lost_requests,
-                 lost_jobs);
-        return EXIT_RUNTIME;
-    }
-    log_info("shutdown complete");
-    return EXIT_OK;
+    if (status == EXIT_OK)
+        log_info("shutdown complete"); /* (17) only now is it true */
+    return status;
+    /* [/snippet] */
 }

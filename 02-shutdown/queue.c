@@ -20,6 +20,7 @@ int queue_init(struct queue *q, size_t capacity)
     lock_cond_init(&q->ready);
     q->capacity = capacity;
     q->next_id = 1;
+    atomic_init(&q->len_now, 0);
     return 0;
 }
 
@@ -50,6 +51,7 @@ int queue_try_push(struct queue *q, const char *body, size_t len, uint64_t *id)
         *slot = (struct job){.id = q->next_id++, .body = copy, .len = len};
         *id = slot->id;
         q->len++;
+        atomic_store(&q->len_now, q->len);
         copy = NULL;
         if (q->waiting > 0) /* wake the worker only if it sleeps */
             lock_cond_signal(&q->ready);
@@ -85,6 +87,7 @@ int queue_pop(struct queue *q, struct cancel_token *token, int64_t deadline_ms, 
             *job = q->slots[q->head];
             q->head = (q->head + 1) % q->capacity;
             q->len--;
+            atomic_store(&q->len_now, q->len);
             break;
         }
         if (q->closed) {
@@ -119,4 +122,9 @@ size_t queue_len(struct queue *q)
     size_t n = q->len;
     lock_release(&q->lock);
     return n;
+}
+
+size_t queue_len_now(struct queue *q)
+{
+    return atomic_load(&q->len_now);
 }

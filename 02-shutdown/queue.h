@@ -19,6 +19,7 @@
 #include "cancel.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,15 +32,16 @@ struct job {
 };
 
 struct queue {
-    pthread_mutex_t lock; /* protects every field below */
-    pthread_cond_t ready; /* signalled when a job arrives or the queue closes */
-    struct job *slots;    /* ring buffer of `capacity` jobs */
-    size_t capacity;      /* fixed at init */
-    size_t head;          /* index of the oldest job */
-    size_t len;           /* jobs queued */
-    uint64_t next_id;     /* the id the next accepted job gets */
-    size_t waiting;       /* consumers blocked in queue_pop */
-    bool closed;          /* queue_close was called: pushes fail */
+    pthread_mutex_t lock;  /* protects every field below */
+    pthread_cond_t ready;  /* signalled when a job arrives or the queue closes */
+    struct job *slots;     /* ring buffer of `capacity` jobs */
+    size_t capacity;       /* fixed at init */
+    size_t head;           /* index of the oldest job */
+    size_t len;            /* jobs queued */
+    atomic_size_t len_now; /* a copy of len, for readers that must not lock */
+    uint64_t next_id;      /* the id the next accepted job gets */
+    size_t waiting;        /* consumers blocked in queue_pop */
+    bool closed;           /* queue_close was called: pushes fail */
 };
 
 /* queue_init: an empty queue of `capacity` (>= 1) jobs. 0 or ENOMEM. */
@@ -65,5 +67,9 @@ void queue_close(struct queue *q);
 
 /* queue_len: jobs queued now (a snapshot). */
 size_t queue_len(struct queue *q);
+
+/* queue_len_now: the same without the lock (an atomic copy), for a thread
+ * that must not block, such as the second signal's last words. */
+size_t queue_len_now(struct queue *q);
 
 #endif /* QUEUE_H */

@@ -142,8 +142,9 @@ void server_conn_finished(struct server *s, struct conn *c)
 }
 
 /* How long a refused connection may linger for its client to read the 503
- * and close. */
-#define SERVER_LINGER_MS 1000
+ * and close; once the server is stopping, SERVER_STOP_LINGER_MS at most. */
+#define SERVER_LINGER_MS      1000
+#define SERVER_STOP_LINGER_MS 100
 
 /* refuse: answer fd with a 503 and close it once the client has read it
  * (or after SERVER_LINGER_MS). Closing at once would often destroy the
@@ -181,11 +182,13 @@ static void linger_serve(struct server *s, const struct pollfd *p, size_t n)
     for (size_t i = n; i-- > 0;) { /* backwards: removal swaps in the last entry */
         bool done = now >= s->lingering[i].deadline;
         if (!done && p[i].revents != 0) {
+            /* At most 64 KiB per wake-up: a client that floods us gets the
+             * same share of this loop as everyone else, then its deadline. */
             char sink[4096];
-            ssize_t r;
-            while ((r = recv(p[i].fd, sink, sizeof sink, 0)) > 0)
+            ssize_t r = 1;
+            for (int k = 0; k < 16 && (r = recv(p[i].fd, sink, sizeof sink, 0)) > 0; k++)
                 ;
-            done = r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+            done = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
         }
         if (done) {
             close(s->lingering[i].fd);
@@ -264,9 +267,20 @@ static int accept_ready(struct server *s, const pthread_attr_t *attr, int backof
         case EWOULDBLOCK:
 #endif
             return 0;
+        /* Retry: the client gave up before we took it (ECONNABORTED), or
+         * Linux passed that one connection's network error up through
+         * accept (see accept(2), "Error handling"), or a firewall refused
+         * it (EPERM). The listener itself is fine. */
         case EINTR:
-        case ECONNABORTED: /* the client gave up before we took it */
+        case ECONNABORTED:
         case EPROTO:
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+        case EPERM:
             continue;
         case EMFILE: /* out of fds or memory: let connections finish first */
         case ENFILE:
@@ -360,8 +374,13 @@ void *server_main(void *arg)
     s->listen_fd = -1;
     /* [/snippet] */
     pthread_attr_destroy(&attr);
-    /* The last refused clients get their moment to read the 503 (at most
-     * SERVER_LINGER_MS; the end of the grace period cuts it short). */
+    /* The last refused clients get a moment to read their 503, but a short
+     * one: main is waiting to join this thread, and the grace period runs.
+     * On loopback a client reads its answer in well under a millisecond. */
+    int64_t stop_by = clock_deadline_ms(SERVER_STOP_LINGER_MS);
+    for (size_t i = 0; i < s->nlingering; i++)
+        if (s->lingering[i].deadline > stop_by)
+            s->lingering[i].deadline = stop_by;
     while (s->nlingering > 0) {
         struct pollfd p[1 + SERVER_LINGER_MAX] = {{.fd = s->force_fd, .events = POLLIN}};
         int64_t wake = -1;

@@ -195,7 +195,7 @@ count_lines() {
     [[ $EXIT_STATUS -eq 1 ]] || fail "exit status $EXIT_STATUS"
     ((took >= 900 && took < 5000)) || fail "exit after $took ms, want about 1000"
     grep -qE 'grace period of 1000 ms expired: 1 requests in flight on 1 connections' "$BG_ERR"
-    grep -q 'shutdown incomplete: 1 requests and 0 jobs abandoned' "$BG_ERR"
+    grep -q 'shutdown incomplete: the grace period expired; 1 requests and 0 jobs abandoned' "$BG_ERR"
     ! grep -q 'shutdown complete' "$BG_ERR"
     run ! wait "$curl_pid" # the client sees the connection close without a response
     [[ $(cat "$BATS_TEST_TMPDIR/code") == 000 ]]
@@ -209,7 +209,7 @@ count_lines() {
     wait_for_log "$BG_ERR" 'request: GET /slow' 10
     stop_bg INT "$BG_PID" 10
     [[ $EXIT_STATUS -eq 1 ]]
-    grep -qE 'shutdown incomplete: 1 requests and [12] jobs abandoned' "$BG_ERR"
+    grep -qE 'shutdown incomplete: the grace period expired; 1 requests and [12] jobs abandoned' "$BG_ERR"
 }
 
 @test "shutdown: malformed and oversized requests get 400, 431, 413, 501, and the server keeps serving" {
@@ -249,6 +249,21 @@ count_lines() {
     (($(elapsed_ms "$t0") >= 900)) || fail "408 after $(elapsed_ms "$t0") ms"
     stop_bg TERM
     [[ $EXIT_STATUS -eq 0 ]]
+}
+
+@test "shutdown: a request head still incomplete at the signal gets 503 and does not hold the exit" {
+    start_service halfhead REQUEST_TIMEOUT=30s -v
+    local fd t0 status
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'G' >&"$fd"
+    wait_for_log "$BG_ERR" 'connection from' 10
+    t0=$(now_ms)
+    stop_bg TERM "$BG_PID" 10
+    status=$(timeout 10 head -n 1 <&"$fd" | tr -d '\r')
+    exec {fd}>&-
+    [[ $EXIT_STATUS -eq 0 ]] || fail "exit status $EXIT_STATUS"
+    (($(elapsed_ms "$t0") < 3000)) || fail "exit took $(elapsed_ms "$t0") ms"
+    [[ $status == "HTTP/1.1 503 Service Unavailable" ]] || fail "got '$status'"
 }
 
 @test "shutdown: an idle connection is closed after IDLE_TIMEOUT" {

@@ -118,6 +118,35 @@ static void test_release(void)
     cancel_token_release(server);
 }
 
+/* Row 4 for a wide tree: 50,000 children (a busy server's connections),
+ * some already cancelled on their own, each with a grandchild. One cancel
+ * reaches them all, in one pass (a walk that rescanned the child list per
+ * child took seconds here; the bound is generous, for sanitizers). */
+static void test_wide(void)
+{
+    enum { WIDE = 50000 };
+    struct cancel_token *root, **kids = malloc(2 * WIDE * sizeof *kids);
+    CHECK(cancel_token_new(&root) == 0);
+    for (int i = 0; i < WIDE; i++) {
+        CHECK(cancel_token_child(root, &kids[2 * i]) == 0);
+        CHECK(cancel_token_child(kids[2 * i], &kids[2 * i + 1]) == 0);
+        if (i % 7 == 0)
+            cancel_token_cancel(kids[2 * i]);
+    }
+    int64_t t0 = clock_now_ms();
+    cancel_token_cancel(root);
+    CHECK(clock_now_ms() - t0 < 5000);
+    bool all = true;
+    for (int i = 0; i < 2 * WIDE; i++)
+        all = all && cancel_token_is_cancelled(kids[i]);
+    CHECK(all);
+    for (int i = 0; i < 2 * WIDE; i++)
+        cancel_token_release(kids[i]);
+    CHECK(cancel_token_children(root) == 0);
+    cancel_token_release(root);
+    free(kids);
+}
+
 /* Row 4: the subtree is cancelled when cancel returns, even a deep one. */
 static void test_deep(void)
 {
@@ -395,6 +424,7 @@ int main(void)
     test_tree();
     test_release();
     test_deep();
+    test_wide();
     test_wait();
     test_fd();
     test_hooks_and_guard();
