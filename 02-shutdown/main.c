@@ -379,7 +379,10 @@ int main(int argc, char **argv)
     err = server_init(&app.server, cfg.host, cfg.port, &cfg.server, &app.queue, server_token,
                       app.force);
     if (err != 0) {
-        fprintf(stderr, "error: cannot bind '%s': %s\n", cfg.bind, strerror(err));
+        /* EADDRNOTAVAIL also stands for a host name that does not resolve. */
+        fprintf(stderr, "error: cannot bind '%s': %s\n", cfg.bind,
+                err == EADDRNOTAVAIL ? "no such address here (unknown host, or not this machine's)"
+                                     : strerror(err));
         if (err != EMFILE && err != ENFILE && err != ENOMEM)
             status = EXIT_USAGE; /* a bad address or a port in use */
         goto out_destroy_queue;
