@@ -5,7 +5,7 @@
 #      started here from a temporary config on a free port; and the ratio;
 #   2. the shutdown latency: ms from SIGTERM to exit with 64 idle keep-alive
 #      connections open (exit_latency.py), median and max of 15 runs.
-# Prints RESULT lines (CONVENTIONS.md 10). Needs wrk, nginx and python3
+# Prints `RESULT name value unit` lines. Needs wrk, nginx and python3
 # (`make deps` at the repository's top installs them).
 set -euo pipefail
 cd "$(dirname "$0")"

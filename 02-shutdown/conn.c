@@ -295,7 +295,8 @@ static void reply_error(struct conn *c, int status)
 {
     char out[512], body[64];
     int n = snprintf(body, sizeof body, "%s\n", http_reason(status));
-    size_t len = http_format_response(out, sizeof out, status, false, NULL, body, (size_t)n, true);
+    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    size_t len = http_format_response(out, sizeof out, status, false, extra, body, (size_t)n, true);
     if (conn_send(c, out, len, clock_deadline_ms(CONN_LINGER_MS)) == 0)
         atomic_fetch_add(&c->srv->requests, 1);
     conn_linger_close(c);
@@ -403,6 +404,7 @@ static enum serve_result serve_request(struct conn *c, const char **why)
         return SERVE_CLOSE;
     }
     atomic_fetch_add(&s->requests, 1);
+    c->served++;
 
     /* Consume the request; bytes after it (a pipelined request) stay. */
     memmove(c->buf, c->buf + total, c->len - total);
@@ -437,10 +439,19 @@ void *conn_main(void *arg)
      * its own is needed. */
     int err = cancel_token_watch_fd(c->token, &c->watch_fd);
     const char *why = err != 0 ? strerror(err) : "client closed";
-    unsigned served = 0;
     while (err == 0) {
         if (c->len == 0) { /* (8) idle: a new request, the token, or the idle timeout */
             err = conn_read(c, c->watch_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
+            if (err == ECANCELED && c->served == 0) {
+                /* Accepted just before shutdown, its request not in yet:
+                 * like the backlog, it gets "503 shutting down" (read in
+                 * the careful close), not a bare close it cannot tell from
+                 * a crash. A connection that has had responses is simply
+                 * closed: a keep-alive client expects that and retries. */
+                why = "shut down before its first request";
+                reply_error(c, 503);
+                break;
+            }
             if (err != 0) {
                 why = err == ECANCELED   ? "closed while idle: shutting down"
                       : err == ETIMEDOUT ? "idle timeout"
@@ -454,9 +465,8 @@ void *conn_main(void *arg)
         atomic_fetch_sub(&s->in_flight, 1);
         if (res == SERVE_CLOSE)
             break;
-        served++;
     }
-    log_debug("connection from %s closed after %u requests: %s", c->peer, served, why);
+    log_debug("connection from %s closed after %u responses: %s", c->peer, c->served, why);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;

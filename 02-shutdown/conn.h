@@ -35,6 +35,7 @@ struct conn {
     struct cancel_token *token; /* a child of the server's token */
     int watch_fd;               /* readable once token is cancelled (borrowed) */
     char peer[64];              /* "127.0.0.1:53412", for the log */
+    unsigned served;            /* responses sent */
     char *buf;                  /* bytes read and not yet consumed */
     size_t cap;                 /* buf's size */
     size_t len;                 /* bytes in buf */

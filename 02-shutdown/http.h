@@ -3,7 +3,7 @@
  * tokio counterpart: what hyper (under axum) does for serve_http's
  * connections. Here it is a few pure functions over a byte buffer: no
  * sockets, no allocation, no global state, so the parser can be unit-tested
- * and fuzzed on its own (CONVENTIONS.md 7), and a hostile client can only
+ * and fuzzed on its own, and a hostile client can only
  * ever get an error status back.
  *
  * Road not taken: a streaming, byte-at-a-time state machine (like

@@ -66,11 +66,12 @@ static void usage(FILE *out)
             "         POST /jobs        queues the body as a job: 202 with its id, or\n"
             "                           503 + Retry-After when the queue is full\n"
             "\n"
-            "options (each overrides the environment variable beside it):\n"
+            "options (each overrides the environment variable beside it; D is a duration:\n"
+            "a bare number is seconds, as in 2.5, or 500ms, 2s, 1m; at most 60m):\n"
             "  --bind HOST:PORT        BIND_ADDR          listen address (default\n"
             "                                             127.0.0.1:8080; port 0: any free)\n"
-            "  --shutdown-timeout D    SHUTDOWN_TIMEOUT   grace period for the drain, in\n"
-            "                                             seconds or 500ms, 2s (default 10)\n"
+            "  --shutdown-timeout D    SHUTDOWN_TIMEOUT   grace period for the drain\n"
+            "                                             (default 10 seconds)\n"
             "  --max-connections N     MAX_CONNECTIONS    connections at once (default 512);\n"
             "                                             more are answered 503 and closed\n"
             "  --request-timeout D     REQUEST_TIMEOUT    a request's deadline from its first\n"
@@ -142,20 +143,23 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
         if (parse_host_port(value, cfg->host, sizeof cfg->host, &cfg->port) == 0)
             cfg->bind = value;
         else
-            expected = "HOST:PORT, such as 127.0.0.1:8080 or [::1]:8080";
+            expected = "HOST:PORT with PORT from 0 to 65535, such as 127.0.0.1:8080 or [::1]:8080";
         break;
     case SET_GRACE:
         if (parse_duration_ms(value, HOUR_MS, &ms) == 0)
             cfg->grace_ms = ms;
         else
-            expected = "seconds from 0 to 3600, such as 10, 2.5 or 500ms";
+            expected = "a duration from 0 to 60m, such as 10, 2.5 (seconds), 500ms or 1m";
         break;
     case SET_REQUEST_TIMEOUT:
     case SET_IDLE_TIMEOUT:
     case SET_JOB_TIME:
         if (parse_duration_ms(value, HOUR_MS, &ms) != 0 || (ms == 0 && id != SET_JOB_TIME)) {
-            expected = id == SET_JOB_TIME ? "a duration up to 1h, such as 0, 100ms or 1s"
-                                          : "a duration above 0 and up to 1h, such as 10s or 500ms";
+            expected =
+                id == SET_JOB_TIME
+                    ? "a duration up to 60m, such as 0, 100ms or 1s (a bare number is seconds)"
+                    : "a duration above 0 and up to 60m, such as 10s, 500ms or 2m (a bare "
+                      "number is seconds)";
         } else if (id == SET_REQUEST_TIMEOUT) {
             cfg->server.request_timeout_ms = ms;
         } else if (id == SET_IDLE_TIMEOUT) {
@@ -295,6 +299,15 @@ static void on_force(int signo, void *arg)
              (unsigned long long)atomic_load(&app->worker.processed));
 }
 
+/* work_left: is a request being read or answered, or a job queued or
+ * running? At the end of the grace period that decides between "cut the
+ * work short" and "nothing to cut: connections are just closing". */
+static bool work_left(struct app *app)
+{
+    return atomic_load(&app->server.in_flight) > 0 || queue_len(&app->queue) > 0 ||
+           atomic_load(&app->worker.busy);
+}
+
 /* grace_expired: log what is left, close the queue (so no job can be
  * answered 202 after the worker has counted what it abandons), then cancel
  * `force`: requests and jobs in progress stop at their next wait. */
@@ -305,12 +318,12 @@ static void grace_expired(struct app *app, int64_t grace_ms)
              "jobs queued; abandoning them",
              (long long)grace_ms, (unsigned long long)atomic_load(&app->server.in_flight),
              server_live(&app->server), queue_len(&app->queue));
-    cancel_token_cancel(app->force);
+    cancel_token_cancel(app->force); /* (12) everything in progress stops */
 }
 
 /* [snippet:drain] */
 /* drain: the shutdown sequence, once the shutdown token is cancelled.
- * Returns true if it finished within the grace period. */
+ * Returns false if work (a request or a job) had to be cut short. */
 static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
@@ -325,29 +338,29 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
     if (err != 0)
         lock_die("pthread_join", err);
     /* (15) Requests in flight finish; idle connections have closed. */
-    if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0) {
+    if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0 && work_left(app)) {
         grace_expired(app, grace_ms);
         expired = true;
     }
     /* (16) No connection is left to accept a job: close the queue, and the
      * worker finishes what is in it, then returns. */
     queue_close(&app->queue);
-    if (!expired && waitgroup_wait(&app->workers, NULL, deadline) != 0) {
+    if (!expired && waitgroup_wait(&app->workers, NULL, deadline) != 0 && work_left(app)) {
         grace_expired(app, grace_ms);
         expired = true;
     }
-    if (expired) { /* everything stops at its next wait; bound that too */
-        int64_t last = clock_deadline_ms(FORCE_WAIT_MS);
-        if (waitgroup_wait(&app->server.conns, NULL, last) != 0 ||
-            waitgroup_wait(&app->workers, NULL, last) != 0) {
-            log_error("%zu connection threads and %zu worker threads did not stop in %d ms; "
-                      "exiting without joining them",
-                      server_live(&app->server), waitgroup_count(&app->workers), FORCE_WAIT_MS);
-            _exit(EXIT_RUNTIME); /* the sanctioned exception: CONVENTIONS.md 6 */
-        }
+    /* What is left stops at its next wait (force), or was no work at all
+     * (a connection closing, a worker returning); bound that too. */
+    int64_t last = clock_deadline_ms(FORCE_WAIT_MS);
+    if (waitgroup_wait(&app->server.conns, NULL, last) != 0 ||
+        waitgroup_wait(&app->workers, NULL, last) != 0) {
+        log_error("%zu connection threads and %zu worker threads did not stop in %d ms; "
+                  "exiting without joining them",
+                  server_live(&app->server), waitgroup_count(&app->workers), FORCE_WAIT_MS);
+        _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
     }
     server_finish(&app->server); /* (17) join every connection thread */
-    return !expired;             /* past the grace period: exit 1, even if nothing was lost */
+    return !expired;             /* work was cut short: exit 1 */
 }
 /* [/snippet] */
 

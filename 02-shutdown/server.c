@@ -100,6 +100,7 @@ static void reap(struct server *s)
     struct conn *c = s->done;
     s->done = NULL;
     lock_release(&s->lock);
+    unsigned joined = 0;
     while (c != NULL) {
         struct conn *next = c->next;
         int err = pthread_join(c->thread, NULL); /* it has returned, or is returning */
@@ -107,7 +108,10 @@ static void reap(struct server *s)
             lock_die("pthread_join", err);
         conn_free(c);
         c = next;
+        joined++;
     }
+    if (joined > 0)
+        log_trace("joined %u finished connection threads", joined);
 }
 
 /* live_remove: take c out of the live list. Called with s->lock held. */
@@ -258,6 +262,7 @@ static int accept_ready(struct server *s, const pthread_attr_t *attr, int backof
     for (int i = 0; i < SERVER_ACCEPT_BATCH && !cancel_token_is_cancelled(s->token); i++) {
         int fd = accept(s->listen_fd, NULL, NULL);
         if (fd >= 0) {
+            log_trace("accepted a connection (%d this wake-up)", i + 1);
             spawn(s, fd, attr);
             continue;
         }

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The listener's state: process-wide, like signal dispositions (the only
- * mutable globals CONVENTIONS.md 6 allows). */
+/* The listener's state: process-wide, like signal dispositions (signal
+ * handling is the one place these programs keep mutable globals). */
 static struct {
     pthread_t thread;           /* the listener, valid while started */
     bool started;               /* owned by the thread that calls listen/stop */
@@ -84,11 +84,11 @@ static void *signals_main(void *arg)
             continue;
         }
         /* second: the drain is taking too long for the user; leave now. */
-        log_warn("received %s again during shutdown: exiting at once with %d", signal_name(signo),
-                 128 + signo);
+        log_warn("received %s during shutdown (a second signal): exiting at once with %d",
+                 signal_name(signo), 128 + signo);
         if (listener.on_force != NULL)
             listener.on_force(signo, listener.force_arg);
-        _exit(128 + signo); /* no atexit handlers, no joins: CONVENTIONS.md 6 */
+        _exit(128 + signo); /* no atexit handlers, no joins: the one exit allowed that way */
     }
     return NULL;
 }

@@ -44,7 +44,8 @@ void *worker_main(void *arg)
         if (err == ECANCELED) { /* (12) out of time: leave the rest */
             size_t left = queue_len(w->queue);
             atomic_fetch_add(&w->abandoned, left);
-            log_warn("grace period over, abandoning %zu queued jobs", left);
+            if (left > 0)
+                log_warn("grace period over, abandoning %zu queued jobs", left);
             break;
         }
         if (err == EPIPE) { /* closed and empty: every accepted job is done */
@@ -58,6 +59,7 @@ void *worker_main(void *arg)
         }
         /* Processing sits outside the cancellable wait, so a job in
          * progress is finished unless the grace period runs out. */
+        atomic_store(&w->busy, true);
         uint32_t sum = checksum(job.body, job.len);
         if (cancel_token_wait(w->force, clock_deadline_ms(w->job_ms)) == 0) {
             atomic_fetch_add(&w->abandoned, 1);
@@ -68,6 +70,7 @@ void *worker_main(void *arg)
                      job.len, (unsigned)sum);
         }
         free(job.body);
+        atomic_store(&w->busy, false);
     }
     waitgroup_done(w->running);
     return NULL;

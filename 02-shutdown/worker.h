@@ -26,6 +26,7 @@
 #include "waitgroup.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct worker {
@@ -34,6 +35,7 @@ struct worker {
     struct cancel_token *force;     /* cancelled: the grace period is over, stop */
     int64_t job_ms;                 /* the time one job takes (a sleep on force) */
     struct waitgroup *running;      /* done() when the worker returns */
+    atomic_bool busy;               /* a job is being processed now */
     atomic_uint_fast64_t processed; /* jobs finished */
     atomic_uint_fast64_t abandoned; /* jobs dropped when the grace period ended */
 };

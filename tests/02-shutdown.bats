@@ -177,7 +177,7 @@ count_lines() {
         stop_bg "$second" "$BG_PID" 5
         [[ $EXIT_STATUS -eq $want ]] || fail "$first then $second: exit $EXIT_STATUS, want $want"
         (($(elapsed_ms "$t0") < 2000))
-        grep -q "received SIG$second again during shutdown: exiting at once with $want" "$BG_ERR"
+        grep -q "received SIG$second during shutdown (a second signal): exiting at once with $want" "$BG_ERR"
         ! grep -q 'shutdown complete' "$BG_ERR"
     done
 }
@@ -210,6 +210,32 @@ count_lines() {
     stop_bg INT "$BG_PID" 10
     [[ $EXIT_STATUS -eq 1 ]]
     grep -qE 'shutdown incomplete: the grace period expired; 1 requests and [12] jobs abandoned' "$BG_ERR"
+}
+
+@test "shutdown: --no-drain with nothing in flight exits 0, every time" {
+    local n
+    for ((n = 0; n < 3; n++)); do
+        start_service "idle-nodrain-$n" --no-drain
+        run -0 curl -sS "$URL/"
+        stop_bg INT "$BG_PID" 10
+        [[ $EXIT_STATUS -eq 0 ]] || fail "run $n: exit $EXIT_STATUS"
+        grep -q 'shutdown complete' "$BG_ERR"
+    done
+}
+
+@test "shutdown: a connection accepted just before the signal gets 503 for its late request" {
+    start_service fresh -v
+    local fd status
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_for_log "$BG_ERR" 'connection from' 10
+    signal_bg TERM
+    wait_for_log "$BG_ERR" 'server shutting down' 10
+    printf 'GET / HTTP/1.1\r\nHost: t\r\n\r\n' >&"$fd" 2>/dev/null || true
+    status=$(timeout 10 head -n 1 <&"$fd" | tr -d '\r')
+    exec {fd}>&-
+    [[ $status == "HTTP/1.1 503 Service Unavailable" ]] || fail "got '$status'"
+    wait_exit "$BG_PID" 10
+    [[ $EXIT_STATUS -eq 0 ]]
 }
 
 @test "shutdown: malformed and oversized requests get 400, 431, 413, 501, and the server keeps serving" {
