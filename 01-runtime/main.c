@@ -15,6 +15,7 @@
  * together the way the attribute does.
  */
 #include "bench.h"
+#include "cli.h"
 #include "demo.h"
 #include "log.h"
 #include "parse.h"
@@ -96,25 +97,23 @@ enum setting {
     SET_BLOCK,
     SET_TASKS,
     SET_BURSTS,
+    SET_BASELINE,
+    NSETTINGS,
 };
 
-struct setting_spec {
-    enum setting id;
-    const char *flag; /* "--workers", or NULL */
-    const char *env;  /* "WORKER_THREADS", or NULL */
-};
-
-static const struct setting_spec settings[] = {
-    {SET_FLAVOR, "--flavor", "RUNTIME_FLAVOR"},
-    {SET_WORKERS, "--workers", "WORKER_THREADS"},
-    {SET_LOG_LEVEL, "--log-level", "LOG_LEVEL"},
-    {SET_DURATION, "--duration", "DEMO_DURATION"},
-    {SET_COMPUTE, "--compute", "DEMO_COMPUTE_TASKS"},
-    {SET_TIMERS, "--timers", "DEMO_TIMER_TASKS"},
-    {SET_MESSAGES, "--messages", "DEMO_PIPE_MESSAGES"},
-    {SET_BLOCK, "--block", "DEMO_BLOCK"},
-    {SET_TASKS, "--tasks", NULL},
-    {SET_BURSTS, "--bursts", NULL},
+/* Each setting's flag and environment variable (cli.h), by enum setting. */
+static const struct cli_setting settings[NSETTINGS] = {
+    [SET_FLAVOR] = {"--flavor", "RUNTIME_FLAVOR", false},
+    [SET_WORKERS] = {"--workers", "WORKER_THREADS", false},
+    [SET_LOG_LEVEL] = {"--log-level", "LOG_LEVEL", false},
+    [SET_DURATION] = {"--duration", "DEMO_DURATION", false},
+    [SET_COMPUTE] = {"--compute", "DEMO_COMPUTE_TASKS", false},
+    [SET_TIMERS] = {"--timers", "DEMO_TIMER_TASKS", false},
+    [SET_MESSAGES] = {"--messages", "DEMO_PIPE_MESSAGES", false},
+    [SET_BLOCK] = {"--block", "DEMO_BLOCK", false},
+    [SET_TASKS] = {"--tasks", NULL, false},
+    [SET_BURSTS] = {"--bursts", NULL, false},
+    [SET_BASELINE] = {"--baseline", NULL, true},
 };
 
 #define MAX_DEMO_TASKS  10000
@@ -190,6 +189,11 @@ static bool apply_setting(struct app *app, struct runtime_config *rc, enum log_l
         else
             expected = "a whole number from 1 to 1000";
         break;
+    case SET_BASELINE:
+        app->baseline = true;
+        break;
+    case NSETTINGS:
+        break;
     }
     if (expected != NULL) {
         fprintf(stderr, "error: invalid %s '%s': expected %s\n", source, value, expected);
@@ -211,52 +215,22 @@ static int configure(struct app *app, struct runtime_config *rc, int argc, char 
         .duration_ms = 2000, .compute_tasks = 6, .timer_tasks = 4, .pipe_messages = 4};
     app->bench_bursts = 9;
 
-    enum { NSETTINGS = sizeof settings / sizeof settings[0] };
-    const char *flag_value[NSETTINGS] = {NULL};
-    for (int a = 1; a < argc; a++) { /* (1) read the flags; the last one wins */
-        const char *arg = argv[a];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            usage(stdout, thread_cpu_count());
-            return EXIT_OK;
-        }
-        if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
-            verbose += (int)strlen(arg) - 1; /* -v, -vv, -vvv ... */
-            continue;
-        }
-        if (strcmp(arg, "--baseline") == 0) {
-            app->baseline = true;
-            continue;
-        }
-        size_t i = 0, len = 0;
-        for (; i < NSETTINGS; i++) { /* "--name value" or "--name=value" */
-            len = strlen(settings[i].flag);
-            if (strncmp(arg, settings[i].flag, len) == 0 && (arg[len] == '=' || arg[len] == '\0'))
-                break;
-        }
-        if (i == NSETTINGS) {
-            fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
-            return EXIT_USAGE;
-        }
-        if (arg[len] == '=') {
-            flag_value[i] = arg + len + 1;
-        } else if (a + 1 < argc) {
-            flag_value[i] = argv[++a];
-        } else {
-            fprintf(stderr, "error: option '%s' needs a value (see --help)\n", arg);
-            return EXIT_USAGE;
-        }
+    const char *value[NSETTINGS], *source[NSETTINGS];
+    switch (cli_read(argc, argv, settings, NSETTINGS, value, source, &verbose)) {
+    case CLI_HELP:
+        usage(stdout, thread_cpu_count());
+        return EXIT_OK;
+    case CLI_ERROR:
+        return EXIT_USAGE;
+    case CLI_OK:
+        break;
     }
-
-    for (size_t i = 0; i < NSETTINGS; i++) { /* (2) a flag, else the environment */
-        const char *source = settings[i].flag, *value = flag_value[i];
-        if (value == NULL && settings[i].env != NULL) {
-            source = settings[i].env;
-            value = getenv(source);
-        }
-        if (value != NULL && !apply_setting(app, rc, &level, settings[i].id, source, value))
+    for (int i = 0; i < NSETTINGS; i++) { /* (1) a flag, else (2) the environment */
+        if (value[i] != NULL &&
+            !apply_setting(app, rc, &level, (enum setting)i, source[i], value[i]))
             return EXIT_USAGE;
     }
-    if ((app->baseline || flag_value[SET_BURSTS] != NULL) && app->bench_tasks == 0) {
+    if ((app->baseline || value[SET_BURSTS] != NULL) && app->bench_tasks == 0) {
         fprintf(stderr, "error: --baseline and --bursts need --tasks N (see --help)\n");
         return EXIT_USAGE;
     }

@@ -15,6 +15,7 @@
  * period, and joins and frees everything before "shutdown complete".
  */
 #include "cancel.h"
+#include "cli.h"
 #include "clock.h"
 #include "lock.h"
 #include "log.h"
@@ -108,24 +109,22 @@ enum setting {
     SET_QUEUE,
     SET_JOB_TIME,
     SET_LOG_LEVEL,
+    SET_NO_DRAIN,
+    NSETTINGS,
 };
 
-struct setting_spec {
-    enum setting id;
-    const char *flag; /* "--bind" */
-    const char *env;  /* "BIND_ADDR" */
-};
-
-static const struct setting_spec settings[] = {
-    {SET_BIND, "--bind", "BIND_ADDR"},
-    {SET_GRACE, "--shutdown-timeout", "SHUTDOWN_TIMEOUT"},
-    {SET_MAX_CONNS, "--max-connections", "MAX_CONNECTIONS"},
-    {SET_REQUEST_TIMEOUT, "--request-timeout", "REQUEST_TIMEOUT"},
-    {SET_IDLE_TIMEOUT, "--idle-timeout", "IDLE_TIMEOUT"},
-    {SET_MAX_BODY, "--max-body", "MAX_BODY"},
-    {SET_QUEUE, "--queue-capacity", "QUEUE_CAPACITY"},
-    {SET_JOB_TIME, "--job-time", "JOB_TIME"},
-    {SET_LOG_LEVEL, "--log-level", "LOG_LEVEL"},
+/* Each setting's flag and environment variable (cli.h), by enum setting. */
+static const struct cli_setting settings[NSETTINGS] = {
+    [SET_BIND] = {"--bind", "BIND_ADDR", false},
+    [SET_GRACE] = {"--shutdown-timeout", "SHUTDOWN_TIMEOUT", false},
+    [SET_MAX_CONNS] = {"--max-connections", "MAX_CONNECTIONS", false},
+    [SET_REQUEST_TIMEOUT] = {"--request-timeout", "REQUEST_TIMEOUT", false},
+    [SET_IDLE_TIMEOUT] = {"--idle-timeout", "IDLE_TIMEOUT", false},
+    [SET_MAX_BODY] = {"--max-body", "MAX_BODY", false},
+    [SET_QUEUE] = {"--queue-capacity", "QUEUE_CAPACITY", false},
+    [SET_JOB_TIME] = {"--job-time", "JOB_TIME", false},
+    [SET_LOG_LEVEL] = {"--log-level", "LOG_LEVEL", false},
+    [SET_NO_DRAIN] = {"--no-drain", NULL, true},
 };
 
 #define HOUR_MS (3600 * 1000)
@@ -190,6 +189,11 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
         if (log_level_parse(value, level) != 0)
             expected = "error, warn, info, debug or trace";
         break;
+    case SET_NO_DRAIN:
+        cfg->no_drain = true;
+        break;
+    case NSETTINGS:
+        break;
     }
     if (expected != NULL) {
         fprintf(stderr, "error: invalid %s '%s': expected %s\n", source, value, expected);
@@ -218,48 +222,18 @@ static int configure(struct config *cfg, int argc, char **argv)
                    .idle_timeout_ms = 60000,
                    .max_body = 65536},
     };
-    enum { NSETTINGS = sizeof settings / sizeof settings[0] };
-    const char *flag_value[NSETTINGS] = {NULL};
-    for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            usage(stdout);
-            return EXIT_OK;
-        }
-        if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
-            verbose += (int)strlen(arg) - 1;
-            continue;
-        }
-        if (strcmp(arg, "--no-drain") == 0) {
-            cfg->no_drain = true;
-            continue;
-        }
-        size_t i = 0, len = 0;
-        for (; i < NSETTINGS; i++) { /* "--name value" or "--name=value" */
-            len = strlen(settings[i].flag);
-            if (strncmp(arg, settings[i].flag, len) == 0 && (arg[len] == '=' || arg[len] == '\0'))
-                break;
-        }
-        if (i == NSETTINGS) {
-            fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
-            return EXIT_USAGE;
-        }
-        if (arg[len] == '=') {
-            flag_value[i] = arg + len + 1;
-        } else if (a + 1 < argc) {
-            flag_value[i] = argv[++a];
-        } else {
-            fprintf(stderr, "error: option '%s' needs a value (see --help)\n", arg);
-            return EXIT_USAGE;
-        }
+    const char *value[NSETTINGS], *source[NSETTINGS];
+    switch (cli_read(argc, argv, settings, NSETTINGS, value, source, &verbose)) {
+    case CLI_HELP:
+        usage(stdout);
+        return EXIT_OK;
+    case CLI_ERROR:
+        return EXIT_USAGE;
+    case CLI_OK:
+        break;
     }
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const char *source = settings[i].flag, *value = flag_value[i];
-        if (value == NULL) {
-            source = settings[i].env;
-            value = getenv(source);
-        }
-        if (value != NULL && !apply_setting(cfg, &level, settings[i].id, source, value))
+    for (int i = 0; i < NSETTINGS; i++) {
+        if (value[i] != NULL && !apply_setting(cfg, &level, (enum setting)i, source[i], value[i]))
             return EXIT_USAGE;
     }
     level = level + verbose > LOG_TRACE ? LOG_TRACE : (enum log_level)(level + verbose);

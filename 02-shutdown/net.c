@@ -80,24 +80,40 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t siz
     }
 }
 
-void net_local_addr(int fd, char *out, size_t size)
+/* sock_addr: format what get (getsockname or getpeername) says of fd. */
+static void sock_addr(int fd, int (*get)(int, struct sockaddr *, socklen_t *), char *out,
+                      size_t size)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     memset(&ss, 0, sizeof ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+    if (get(fd, (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNSPEC;
     format_addr(&ss, out, size);
 }
 
+void net_local_addr(int fd, char *out, size_t size)
+{
+    sock_addr(fd, getsockname, out, size);
+}
+
 void net_peer_addr(int fd, char *out, size_t size)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    memset(&ss, 0, sizeof ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-        ss.ss_family = AF_UNSPEC;
-    format_addr(&ss, out, size);
+    sock_addr(fd, getpeername, out, size);
+}
+
+int net_pipe(int p[2])
+{
+    if (pipe(p) != 0)
+        return errno;
+    int err = set_flags(p[0]);
+    if (err == 0)
+        err = set_flags(p[1]);
+    if (err != 0) {
+        close(p[0]);
+        close(p[1]);
+    }
+    return err;
 }
 
 int net_prepare(int fd)

@@ -22,6 +22,11 @@ int net_listen(const char *host, uint16_t port, int backlog, int *fd);
 void net_local_addr(int fd, char *out, size_t size);
 void net_peer_addr(int fd, char *out, size_t size);
 
+/* net_pipe: a pipe with both ends non-blocking and close-on-exec (a
+ * wake-up channel for a poll loop). 0 or an E* code; on error nothing is
+ * left open. */
+int net_pipe(int p[2]);
+
 /* net_prepare: make an accepted socket non-blocking and close-on-exec and
  * turn off Nagle's algorithm (responses are written whole). 0 or E*. */
 int net_prepare(int fd);

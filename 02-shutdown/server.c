@@ -16,7 +16,6 @@
 #include "thread.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <string.h>
@@ -54,20 +53,10 @@ int server_init(struct server *s, const char *host, uint16_t port, const struct 
     net_local_addr(s->listen_fd, s->addr, sizeof s->addr);
 
     int p[2];
-    if (pipe(p) != 0) {
-        err = errno;
+    if ((err = net_pipe(p)) != 0)
         goto out_close_listener;
-    }
     s->reap_read = p[0];
     s->reap_write = p[1];
-    for (int i = 0; i < 2; i++) {
-        int fl = fcntl(p[i], F_GETFL);
-        if (fl < 0 || fcntl(p[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
-            fcntl(p[i], F_SETFD, FD_CLOEXEC) != 0) {
-            err = errno;
-            goto out_close_pipe;
-        }
-    }
     s->token = cancel_token_clone(token);
     s->force = cancel_token_clone(force);
     /* Both fds are made now, in one place: connections only borrow them. */
@@ -81,7 +70,6 @@ int server_init(struct server *s, const char *host, uint16_t port, const struct 
 out_release_tokens:
     cancel_token_release(s->force);
     cancel_token_release(s->token);
-out_close_pipe:
     close(s->reap_read);
     close(s->reap_write);
 out_close_listener:

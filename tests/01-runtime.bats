@@ -208,6 +208,14 @@ thread_names() {
     assert_output "parse: all cases pass"
 }
 
+@test "runtime: the flag and environment reader's table tests pass" {
+    local exe="$BATS_TEST_TMPDIR/cli_test"
+    run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I "$ROOT/01-runtime" \
+        -o "$exe" "$ROOT/tests/unit/cli_test.c" "$ROOT/01-runtime/cli.c"
+    run -0 --separate-stderr "$exe"
+    assert_output "cli: all cases pass"
+}
+
 @test "runtime: a randomised stress of spawn, join, timers, fds and shutdown finds no lost, doubled or hung task" {
     # The sanitizer of `make check` (SANITIZE=...) applies to this build too.
     exe="$BATS_TEST_TMPDIR/runtime_stress"
