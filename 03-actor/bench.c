@@ -40,28 +40,27 @@ struct bench_config {
 
 static void bench_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: actor bench [options]\n"
-            "\n"
-            "Round trips per second through the cache actor, in process: each client\n"
-            "thread does ITERATIONS times a SET then a GET (each one round trip) through\n"
-            "its own handle clone, keys cycling over KEYS. The last line is\n"
-            "\"RESULT actor_roundtrip <n> ops/s\" (mutex_roundtrip, actor_baseline).\n"
-            "\n"
-            "options:\n"
-            "  --clients N       client threads (default 4)\n"
-            "  --iterations N    set+get pairs per client (default 100000); with\n"
-            "                    --baseline, round trips (default 200000)\n"
-            "  --keys N          keys per client (default 1000)\n"
-            "  --capacity N      the actor's channel capacity (default 32)\n"
-            "  --duration D      stop after D even if not done (default 10s)\n"
-            "  --baseline        the floor instead: two threads, one slot, a bare mutex and\n"
-            "                    condition variable, ping-pong\n"
-            "  --mutex           the other road: clients on one map under a mutex\n"
-            "  --log-level LEVEL, -v    as for the server (default info)\n"
-            "  -h, --help        this text\n"
-            "\n"
-            "exit status: 0 done, 1 a wrong value was read back, 2 usage error\n");
+    fprintf(out, "usage: actor bench [options]\n"
+                 "\n"
+                 "Round trips per second through the cache actor, in process: each client\n"
+                 "thread does ITERATIONS times a SET then a GET (each one round trip) through\n"
+                 "its own handle clone, keys cycling over KEYS. The last line is\n"
+                 "\"RESULT actor_roundtrip <n> ops/s\" (mutex_roundtrip, actor_baseline).\n"
+                 "\n"
+                 "options:\n"
+                 "  --clients N       client threads (default 4)\n"
+                 "  --iterations N    set+get pairs per client (default 100000); with\n"
+                 "                    --baseline, round trips (default 200000)\n"
+                 "  --keys N          keys per client (default 1000)\n"
+                 "  --capacity N      the actor's channel capacity (default 32)\n"
+                 "  --duration D      stop after D even if not done (default 10s)\n"
+                 "  --baseline        the floor instead: two threads, one slot, a bare mutex and\n"
+                 "                    condition variable, ping-pong\n"
+                 "  --mutex           the other road: clients on one map under a mutex\n"
+                 "  --log-level LEVEL, -v    as for the server (default info)\n"
+                 "  -h, --help        this text\n"
+                 "\n"
+                 "exit status: 0 done, 1 a wrong value was read back, 2 usage error\n");
 }
 
 enum bench_setting {
@@ -77,10 +76,10 @@ enum bench_setting {
 };
 
 static const struct cli_setting bench_settings[NBENCH] = {
-    [B_CLIENTS] = {"--clients", NULL, false},     [B_ITERATIONS] = {"--iterations", NULL, false},
-    [B_KEYS] = {"--keys", NULL, false},           [B_CAPACITY] = {"--capacity", NULL, false},
-    [B_DURATION] = {"--duration", NULL, false},   [B_BASELINE] = {"--baseline", NULL, true},
-    [B_MUTEX] = {"--mutex", NULL, true},          [B_LOG_LEVEL] = {"--log-level", "LOG_LEVEL", false},
+    [B_CLIENTS] = {"--clients", NULL, false},   [B_ITERATIONS] = {"--iterations", NULL, false},
+    [B_KEYS] = {"--keys", NULL, false},         [B_CAPACITY] = {"--capacity", NULL, false},
+    [B_DURATION] = {"--duration", NULL, false}, [B_BASELINE] = {"--baseline", NULL, true},
+    [B_MUTEX] = {"--mutex", NULL, true},        [B_LOG_LEVEL] = {"--log-level", "LOG_LEVEL", false},
 };
 
 /* A start gate, so every client starts its clock at the same moment. */
@@ -126,8 +125,8 @@ static void *client_main(void *arg)
     for (uint64_t i = 0; i < cl->cfg->iterations && cl->err == 0; i++) {
         if (i % 256 == 0 && clock_now_ms() >= cl->stop_at)
             break;
-        size_t klen = (size_t)snprintf(key, sizeof key, "c%u:key:%" PRIu64, cl->id,
-                                       i % cl->cfg->keys);
+        size_t klen =
+            (size_t)snprintf(key, sizeof key, "c%u:key:%" PRIu64, cl->id, i % cl->cfg->keys);
         size_t vlen = (size_t)snprintf(val, sizeof val, "value-%" PRIu64, i);
         char *got = NULL;
         size_t glen = 0;
@@ -377,8 +376,7 @@ int bench_main(int argc, char **argv)
         log_info("actor: %" PRIu64 " commands in %" PRIu64 " wake-ups (%.2f per wake-up); %" PRIu64
                  " sends found the channel full",
                  st.commands, st.wakeups,
-                 st.wakeups > 0 ? (double)st.commands / (double)st.wakeups : 0.0,
-                 st.blocked_sends);
+                 st.wakeups > 0 ? (double)st.commands / (double)st.wakeups : 0.0, st.blocked_sends);
     }
     if (status == 0)
         printf("RESULT %s %.0f ops/s\n", name, rate);

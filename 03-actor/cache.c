@@ -1,6 +1,6 @@
 /* cache.c - the cache actor and its handle (see cache.h).
  *
- * tokio counterpart: the seed's CacheActor::run and CacheHandle methods.
+ * tokio counterpart: the tokio version's CacheActor::run and CacheHandle methods.
  * The actor is a thread in a loop over mpsc_recv_many, so it drains every
  * queued command per wake-up; each command carries a oneshot for its
  * reply, and a reply nobody waits for any more is dropped without fuss
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* (2) The commands: the seed's enum CacheCommand, one struct with a tag. */
+/* (2) The commands: the tokio version's enum CacheCommand, one struct with a tag. */
 enum cache_op {
     CACHE_GET,    /* reply: found + value copy (Option<String>) */
     CACHE_SET,    /* reply: nothing but "done" (()) */
@@ -41,11 +41,11 @@ struct cache_cmd {
 
 /* The reply, carried by value in the oneshot. */
 struct cache_reply {
-    int err;      /* 0, or ENOMEM if the actor could not do it */
-    bool found;   /* GET, DELETE: the key was there */
-    char *value;  /* GET: a malloc'd copy of the value (the clone) */
-    size_t len;   /* GET: its length */
-    size_t n;     /* LEN: keys in the map */
+    int err;     /* 0, or ENOMEM if the actor could not do it */
+    bool found;  /* GET, DELETE: the key was there */
+    char *value; /* GET: a malloc'd copy of the value (the clone) */
+    size_t len;  /* GET: its length */
+    size_t n;    /* LEN: keys in the map */
 };
 
 /* The most commands taken per wake-up (a batch lives on the stack). */
@@ -90,7 +90,7 @@ static void reply_drop(void *value)
 }
 
 /* reply: send r to the requester, or drop it if the requester is gone
- * (the seed's `let _ = reply.send(..)`: never an error for the actor). */
+ * (the tokio version's `let _ = reply.send(..)`: never an error for the actor). */
 static void reply(struct cache_handle *h, struct cache_cmd *cmd, struct cache_reply *r)
 {
     if (oneshot_send(cmd->reply, r) != 0) {
@@ -279,8 +279,8 @@ static int call(struct cache_handle *h, struct cache_cmd *cmd, struct cache_repl
 /* [/snippet] */
 
 /* cmd_new: a command with a copy of key (and value). */
-static struct cache_cmd *cmd_new(enum cache_op op, const char *key, size_t klen,
-                                 const char *value, size_t vlen)
+static struct cache_cmd *cmd_new(enum cache_op op, const char *key, size_t klen, const char *value,
+                                 size_t vlen)
 {
     struct cache_cmd *cmd = calloc(1, sizeof *cmd);
     if (cmd == NULL)
@@ -320,8 +320,8 @@ int cache_get(struct cache_handle *h, const char *key, size_t klen, char **value
     return 0;
 }
 
-int cache_set(struct cache_handle *h, const char *key, size_t klen, const char *value,
-              size_t vlen, struct cancel_token *token, int64_t deadline_ms)
+int cache_set(struct cache_handle *h, const char *key, size_t klen, const char *value, size_t vlen,
+              struct cancel_token *token, int64_t deadline_ms)
 {
     if (klen > CACHE_KEY_MAX || vlen > CACHE_VALUE_MAX)
         return E2BIG;

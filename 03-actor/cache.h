@@ -1,6 +1,6 @@
 /* cache.h - the cache actor and its handle.
  *
- * tokio counterpart: the seed's CacheActor + CacheHandle. One thread (the
+ * tokio counterpart: the tokio version's CacheActor + CacheHandle. One thread (the
  * actor) owns a hash map; commands reach it through a bounded mpsc
  * channel, each carrying a oneshot for its reply:
  *
@@ -44,15 +44,15 @@ struct cache_handle;
 
 /* How the actor runs (cache_handle_start). */
 struct cache_config {
-    size_t capacity;       /* the channel's capacity, >= 1 (the seed's `buffer`) */
-    int64_t slow_ms;       /* what goes wrong demo: each command takes this long (0) */
-    int64_t warn_wait_ms;  /* a send that waits longer for room is logged (info); -1: never */
+    size_t capacity;            /* the channel's capacity, >= 1 (the tokio version's `buffer`) */
+    int64_t slow_ms;            /* what goes wrong demo: each command takes this long (0) */
+    int64_t warn_wait_ms;       /* a send that waits longer for room is logged (info); -1: never */
     struct cancel_token *hurry; /* may be NULL: once cancelled, slow_ms no longer applies
                                    (the server's grace period ended: drain at full speed) */
 };
 
 /* cache_handle_new: start an actor with a channel of `buffer` commands and
- * return the first handle (the seed's CacheHandle::new). The actor is
+ * return the first handle (the tokio version's CacheHandle::new). The actor is
  * running, its map allocated, before this returns. 0, EINVAL, ENOMEM, or
  * an error from pthread_create. */
 int cache_handle_new(size_t buffer, struct cache_handle **h);
@@ -83,8 +83,8 @@ int cache_get(struct cache_handle *h, const char *key, size_t klen, char **value
               struct cancel_token *token, int64_t deadline_ms);
 
 /* cache_set: store value under key (copies both). 0 or an error above. */
-int cache_set(struct cache_handle *h, const char *key, size_t klen, const char *value,
-              size_t vlen, struct cancel_token *token, int64_t deadline_ms);
+int cache_set(struct cache_handle *h, const char *key, size_t klen, const char *value, size_t vlen,
+              struct cancel_token *token, int64_t deadline_ms);
 
 /* cache_delete: remove key; *existed says whether it was there. 0 or an
  * error above. */
@@ -96,9 +96,9 @@ int cache_len(struct cache_handle *h, size_t *n, struct cancel_token *token, int
 
 /* What the actor has done so far (read at any time, approximately). */
 struct cache_stats {
-    uint64_t commands;     /* commands handled */
-    uint64_t wakeups;      /* batches taken from the channel (recv_many calls that returned) */
-    uint64_t unanswered;   /* replies nobody was waiting for any more */
+    uint64_t commands;      /* commands handled */
+    uint64_t wakeups;       /* batches taken from the channel (recv_many calls that returned) */
+    uint64_t unanswered;    /* replies nobody was waiting for any more */
     uint64_t blocked_sends; /* sends that found the channel full and had to wait */
 };
 void cache_stats(struct cache_handle *h, struct cache_stats *out);

@@ -295,8 +295,8 @@ static int read_more(struct conn *c)
         /* A frame never needs more than max_frame (the parser refuses a
          * larger one as soon as its header says so). */
         size_t cap = c->in_cap * 2 > want ? c->in_cap * 2 : want;
-        size_t most = (lim->max_frame > lim->max_inline ? lim->max_frame : lim->max_inline) +
-                      CONN_READ_CHUNK;
+        size_t most =
+            (lim->max_frame > lim->max_inline ? lim->max_frame : lim->max_inline) + CONN_READ_CHUNK;
         if (cap > most)
             cap = most;
         if (cap > c->in_cap) {
@@ -344,8 +344,8 @@ static enum next run_commands(struct conn *c)
     while (c->in_len > 0) {
         size_t argc, used;
         const char *error;
-        enum resp_status st = resp_parse(c->in, c->in_len, &s->cfg.limits, c->argv, c->scratch,
-                                         &argc, &used, &error);
+        enum resp_status st =
+            resp_parse(c->in, c->in_len, &s->cfg.limits, c->argv, c->scratch, &argc, &used, &error);
         if (st == RESP_INCOMPLETE)
             return NEXT_CONTINUE;
         if (st == RESP_ERROR) {
@@ -361,8 +361,8 @@ static enum next run_commands(struct conn *c)
         enum next next = NEXT_CONTINUE;
         if (argc > 0) {
             if (log_enabled(LOG_TRACE)) /* the name only: values may be secrets */
-                log_trace("command %.*s (%zu arguments)", (int)(c->argv[0].len > 32 ? 32 : c->argv[0].len),
-                          c->argv[0].data, argc);
+                log_trace("command %.*s (%zu arguments)",
+                          (int)(c->argv[0].len > 32 ? 32 : c->argv[0].len), c->argv[0].data, argc);
             atomic_fetch_add(&s->in_flight, 1);
             next = execute(c, c->argv, argc);
             atomic_fetch_sub(&s->in_flight, 1);
@@ -394,8 +394,7 @@ static void close_after_reply(struct conn *c)
     int64_t deadline = clock_deadline_ms(CONN_LINGER_MS);
     size_t drained = 0;
     char sink[4096];
-    while (drained < CONN_LINGER_BYTES &&
-           wait_io(c, POLLIN, c->server->force_fd, deadline) == 0) {
+    while (drained < CONN_LINGER_BYTES && wait_io(c, POLLIN, c->server->force_fd, deadline) == 0) {
         ssize_t n = recv(c->fd, sink, sizeof sink, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             break;

@@ -2,7 +2,7 @@
  * bounded mpsc channel with a oneshot reply per command, and served to
  * real Redis clients over RESP2.
  *
- * tokio counterpart: the seed's CacheHandle::new(buffer) in a program
+ * tokio counterpart: the tokio version's CacheHandle::new(buffer) in a program
  * whose connections each hold a clone of the handle:
  *
  *     let cache = CacheHandle::new(32);
@@ -396,10 +396,10 @@ out_release_cache:
         cache_handle_release(app.cache);
         if (st.wakeups > 0)
             log_info("actor: %llu commands in %llu wake-ups (%.1f per wake-up), %llu replies "
-                 "nobody waited for, %llu sends waited for room",
-                 (unsigned long long)st.commands, (unsigned long long)st.wakeups,
-                 st.wakeups > 0 ? (double)st.commands / (double)st.wakeups : 0.0,
-                 (unsigned long long)st.unanswered, (unsigned long long)st.blocked_sends);
+                     "nobody waited for, %llu sends waited for room",
+                     (unsigned long long)st.commands, (unsigned long long)st.wakeups,
+                     st.wakeups > 0 ? (double)st.commands / (double)st.wakeups : 0.0,
+                     (unsigned long long)st.unanswered, (unsigned long long)st.blocked_sends);
     }
     locked_free(app.locked);
 out_release_tokens:

@@ -29,8 +29,8 @@
 
 /* A sender blocked for room, on its own stack (mpsc_send). */
 struct waiter {
-    struct park park;    /* woken when state leaves WAITER_WAITING, or on cancel */
-    void *msg;           /* the message it wants to queue */
+    struct park park; /* woken when state leaves WAITER_WAITING, or on cancel */
+    void *msg;        /* the message it wants to queue */
     enum {
         WAITER_WAITING, /* still in the list */
         WAITER_SENT,    /* the receiver moved msg into the ring */
@@ -40,19 +40,19 @@ struct waiter {
 };
 
 struct mpsc {
-    pthread_mutex_t lock;     /* protects every field below */
-    void **ring;              /* capacity slots; the queue is ring[head .. head+len) mod capacity */
-    size_t capacity;          /* fixed at creation */
-    size_t head;              /* index of the oldest message */
-    size_t len;               /* messages queued */
-    size_t senders;           /* sender references (clones) alive */
-    bool rx_alive;            /* the receiver is not released */
-    bool closed;              /* no more sends: mpsc_close, or the receiver released */
-    bool rx_waiting;          /* the receiver sleeps (or is about to) and nobody has woken it */
-    struct park rx_park;      /* the receiver sleeps here: a message, the last sender, a cancel */
-    struct waiter *first;     /* blocked senders, oldest first (FIFO) */
-    struct waiter *last;      /*   and the newest, where a new waiter goes */
-    mpsc_drop_fn *drop;       /* frees a message nobody will receive */
+    pthread_mutex_t lock; /* protects every field below */
+    void **ring;          /* capacity slots; the queue is ring[head .. head+len) mod capacity */
+    size_t capacity;      /* fixed at creation */
+    size_t head;          /* index of the oldest message */
+    size_t len;           /* messages queued */
+    size_t senders;       /* sender references (clones) alive */
+    bool rx_alive;        /* the receiver is not released */
+    bool closed;          /* no more sends: mpsc_close, or the receiver released */
+    bool rx_waiting;      /* the receiver sleeps (or is about to) and nobody has woken it */
+    struct park rx_park;  /* the receiver sleeps here: a message, the last sender, a cancel */
+    struct waiter *first; /* blocked senders, oldest first (FIFO) */
+    struct waiter *last;  /*   and the newest, where a new waiter goes */
+    mpsc_drop_fn *drop;   /* frees a message nobody will receive */
 };
 
 /* The two handles are the channel itself under two incomplete types, so
@@ -214,8 +214,7 @@ static void unlink_waiter(struct mpsc *c, struct waiter *w)
 }
 
 /* [snippet:send] */
-int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token,
-              int64_t deadline_ms)
+int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token, int64_t deadline_ms)
 {
     /* The fast path: room, and nobody waiting ahead of us. No token, no
      * hook, no clock: one lock, a store, maybe one signal. */
@@ -363,8 +362,7 @@ int mpsc_recv_many(struct mpsc_receiver *rx, void **out, size_t max, size_t *n,
 }
 /* [/snippet] */
 
-int mpsc_recv(struct mpsc_receiver *rx, void **msg, struct cancel_token *token,
-              int64_t deadline_ms)
+int mpsc_recv(struct mpsc_receiver *rx, void **msg, struct cancel_token *token, int64_t deadline_ms)
 {
     size_t n;
     return mpsc_recv_many(rx, msg, 1, &n, token, deadline_ms);

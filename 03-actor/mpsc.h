@@ -69,8 +69,7 @@ bool mpsc_sender_release(struct mpsc_sender *tx);
  * tokio, whose send future loses the message when a select! drops it, a
  * cancelled mpsc_send loses nothing. Blocks only while the channel is
  * full; blocked senders are served first come, first served. */
-int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token,
-              int64_t deadline_ms);
+int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token, int64_t deadline_ms);
 
 /* mpsc_try_send: queue msg if there is room now. Returns 0, EAGAIN (full,
  * or other senders are waiting for room: they go first) or EPIPE (closed);

@@ -26,11 +26,11 @@ struct oneshot {
         ONESHOT_TAKEN,    /* received */
         ONESHOT_NO_VALUE, /* the sender was released without sending */
     } state;
-    bool rx_alive;          /* the receiver is not released */
-    bool rx_waiting;        /* the receiver sleeps (or is about to) and nobody has woken it */
-    atomic_int refs;        /* sides not yet done (2, 1, 0); not under the lock, see below */
-    size_t value_size;      /* bytes in value[] */
-    oneshot_drop_fn *drop;  /* frees what an unreceived value owns */
+    bool rx_alive;         /* the receiver is not released */
+    bool rx_waiting;       /* the receiver sleeps (or is about to) and nobody has woken it */
+    atomic_int refs;       /* sides not yet done (2, 1, 0); not under the lock, see below */
+    size_t value_size;     /* bytes in value[] */
+    oneshot_drop_fn *drop; /* frees what an unreceived value owns */
     alignas(max_align_t) unsigned char value[]; /* the value, any type up to value_size */
 };
 

@@ -2,7 +2,7 @@
  * connection, each connection holding its own clone of the cache handle.
  *
  * tokio counterpart: mini-redis's server.rs, with the Db behind an
- * Arc<Mutex<..>> replaced by the seed's CacheHandle:
+ * Arc<Mutex<..>> replaced by the tokio version's CacheHandle:
  *
  *     loop {
  *         tokio::select! {
@@ -36,9 +36,9 @@
 #include <stdint.h>
 
 struct server_config {
-    size_t max_connections;   /* connections served at once; past it: an error, then close */
-    int64_t frame_timeout_ms; /* a command's bytes, from its first, and its reply's write */
-    int64_t idle_timeout_ms;  /* a connection's wait for its next command */
+    size_t max_connections;    /* connections served at once; past it: an error, then close */
+    int64_t frame_timeout_ms;  /* a command's bytes, from its first, and its reply's write */
+    int64_t idle_timeout_ms;   /* a connection's wait for its next command */
     struct resp_limits limits; /* the parser's: arguments, bulk and frame sizes */
 };
 

@@ -8,7 +8,9 @@
  * the drop function for unread messages, cancellation and deadlines on
  * both sides, every order of send / release / recv on a oneshot (the
  * race of tokio#4225), and the cache's calls, clones, close, timeouts and
- * backpressure. Two randomised races close each part. Built and run by
+ * backpressure; randomised races close the mpsc and oneshot parts (an
+ * exact-once, per-producer-FIFO stress, a cancel racing a send's setup,
+ * 100,000 oneshots raced between two threads). Built and run by
  * tests/03-actor.bats, with the suite's sanitizer under `make check`
  * (leaks, double frees and data races count as failures there). Timing
  * checks are generous: "blocks" means "not finished after 100 ms, then
@@ -543,13 +545,14 @@ static void test_mpsc_send_cancel(void)
 
 /* A cancel that races a send's setup: the send returns ECANCELED and its
  * message is never queued, wherever the cancel lands. The cancel hook may
- * run as soon as mpsc_send has registered it, so everything the hook
- * touches must be ready before then (under TSan, a hook that signals a
- * condition variable not yet initialised is a data race). The canceller
- * spins on the round number, so it starts within a few hundred
- * nanoseconds of the send, then waits a delay that sweeps a few
+ * run as soon as mpsc_send has registered it, before the sender has
+ * joined the queue or gone to sleep, so everything the hook touches must
+ * be ready by then (under TSan, a hook that wakes a parking spot or a
+ * condition variable not yet initialised can show up as a data race).
+ * The canceller spins on the round number, so it starts within a few
+ * hundred nanoseconds of the send, then waits a delay that sweeps a few
  * microseconds: the span of the send's setup. */
-enum { CANCEL_RACES = 4000 };
+enum { CANCEL_RACES = 3000 };
 
 struct race_arg {
     atomic_int round;           /* the round the sender has started */
@@ -1147,7 +1150,8 @@ static void test_cache_basic(void)
 }
 
 /* Clones: 8 threads, each with its own clone and keys, then released; the
- * last release (the original's) returns after the actor has ended. */
+ * last release (the original's) returns after the actor has ended, its
+ * map freed (ASan's leak check sees the rest). */
 enum { CLONE_THREADS = 8, CLONE_KEYS = 200 };
 
 struct clone_arg {
@@ -1246,8 +1250,8 @@ static void test_cache_timeout(void)
     cache_handle_release(h); /* ASan: the dropped reply leaked nothing */
 }
 
-/* Backpressure: capacity 1, a slow actor, three callers at once: someone
- * waits for room (counted), everyone succeeds. */
+/* A caller that sets key "bp<id>" once *go is set, so that several start
+ * together (backpressure, close). */
 struct bp_arg {
     pthread_t th;
     struct cache_handle *h;
