@@ -228,9 +228,11 @@ int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token, int
     struct waiter w = {.msg = msg, .state = WAITER_WAITING};
     struct waiter_hook wh = {.chan = c, .waiter = &w};
     struct cancel_hook hook;
-    if (token != NULL && !cancel_token_hook_add(token, &hook, wake_waiter, &wh))
+    park_init(&w.park); /* before the hook exists: the hook may fire at once */
+    if (token != NULL && !cancel_token_hook_add(token, &hook, wake_waiter, &wh)) {
+        park_destroy(&w.park);
         return ECANCELED; /* already cancelled: msg not sent */
-    park_init(&w.park);
+    }
     bool wake = false;
     lock_acquire(&c->lock);
     if (c->closed) {

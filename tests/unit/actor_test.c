@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
+static atomic_int failures; /* atomic: the watchdog reads it */
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -50,6 +50,11 @@ static int failures;
 
 /* How long a thread must stay blocked to count as blocked. */
 #define BLOCKED_MS 100
+
+/* How long one test function may run before the watchdog calls it stuck
+ * (a lost wake-up leaves a thread asleep forever): ten times the slowest
+ * test under TSan on a loaded 2-core machine. */
+#define TEST_LIMIT_MS 60000
 
 /* msg: an integer as a message (the channel carries pointers; these are
  * never dereferenced). */
@@ -233,7 +238,7 @@ static void test_mpsc_capacity(void)
     CHECK(mpsc_sender_release(tx));
 }
 
-/* Row 2: a send blocks at capacity N until a recv makes room. */
+/* Row 2: a send blocks at capacity N until a recv makes room (a recv, until a send). */
 static void test_mpsc_send_blocks(void)
 {
     struct mpsc_sender *tx;
@@ -254,6 +259,16 @@ static void test_mpsc_send_blocks(void)
     CHECK(mpsc_len(tx) == 2);
     CHECK(mpsc_recv(rx, &m, NULL, -1) == 0 && m == msg(2));
     CHECK(mpsc_recv(rx, &m, NULL, -1) == 0 && m == msg(3));
+
+    /* The other way round: a recv on the empty channel waits for a send. */
+    struct recv_op rop;
+    recv_start(&rop, rx, NULL, -1);
+    CHECK(!finished_within(&rop.done, BLOCKED_MS));
+    CHECK(mpsc_send(tx, msg(4), NULL, -1) == 0);
+    CHECK(finished_within(&rop.done, SOON_MS));
+    pthread_join(rop.th, NULL);
+    CHECK(rop.err == 0 && rop.msg == msg(4));
+    CHECK(mpsc_len(tx) == 0);
     CHECK(mpsc_sender_release(tx));
     CHECK(mpsc_recv(rx, &m, NULL, -1) == EPIPE);
     mpsc_receiver_release(rx);
@@ -1346,33 +1361,81 @@ static void test_cache_close(void)
     CHECK(actor_threads_become(0, SOON_MS));
 }
 
+/* The tests, in order: mpsc, oneshot, then the cache built on both. */
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    {"test_mpsc_capacity", test_mpsc_capacity},
+    {"test_mpsc_send_blocks", test_mpsc_send_blocks},
+    {"test_mpsc_fifo_senders", test_mpsc_fifo_senders},
+    {"test_mpsc_try_send", test_mpsc_try_send},
+    {"test_mpsc_send_after_release", test_mpsc_send_after_release},
+    {"test_mpsc_last_sender", test_mpsc_last_sender},
+    {"test_mpsc_close", test_mpsc_close},
+    {"test_mpsc_release_drops", test_mpsc_release_drops},
+    {"test_mpsc_send_cancel", test_mpsc_send_cancel},
+    {"test_mpsc_recv_cancel", test_mpsc_recv_cancel},
+    {"test_mpsc_cancel_race", test_mpsc_cancel_race},
+    {"test_mpsc_stress", test_mpsc_stress},
+    {"test_oneshot_send_recv", test_oneshot_send_recv},
+    {"test_oneshot_no_value", test_oneshot_no_value},
+    {"test_oneshot_rx_gone", test_oneshot_rx_gone},
+    {"test_oneshot_cancel", test_oneshot_cancel},
+    {"test_oneshot_stress", test_oneshot_stress},
+    {"test_cache_basic", test_cache_basic},
+    {"test_cache_clones", test_cache_clones},
+    {"test_cache_close", test_cache_close},
+    {"test_cache_timeout", test_cache_timeout},
+    {"test_cache_backpressure", test_cache_backpressure},
+};
+
+/* The watchdog: a test still running after TEST_LIMIT_MS has a thread
+ * that will never wake; report it as a failure and end the run (the
+ * stuck thread cannot be joined), instead of hanging until the suite's
+ * timeout. */
+static atomic_int current;         /* index of the running test */
+static atomic_llong current_since; /* when it started (clock_now_ms) */
+static atomic_bool all_done;
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&all_done)) {
+        clock_sleep_ms(50);
+        if (atomic_load(&all_done) || clock_now_ms() - atomic_load(&current_since) < TEST_LIMIT_MS)
+            continue;
+        printf("%s: check failed: still running after %d s (a thread never woke)\n",
+               tests[atomic_load(&current)].name, TEST_LIMIT_MS / 1000);
+        printf("actor: %d checks failed\n", atomic_load(&failures) + 1);
+        fflush(stdout);
+        _Exit(1);
+    }
+    return NULL;
+}
+
 int main(void)
 {
     log_init(LOG_WARN);
-    test_mpsc_capacity();
-    test_mpsc_send_blocks();
-    test_mpsc_fifo_senders();
-    test_mpsc_try_send();
-    test_mpsc_send_after_release();
-    test_mpsc_last_sender();
-    test_mpsc_close();
-    test_mpsc_release_drops();
-    test_mpsc_send_cancel();
-    test_mpsc_recv_cancel();
-    test_mpsc_cancel_race();
-    test_mpsc_stress();
-    test_oneshot_send_recv();
-    test_oneshot_no_value();
-    test_oneshot_rx_gone();
-    test_oneshot_cancel();
-    test_oneshot_stress();
-    test_cache_basic();
-    test_cache_clones();
-    test_cache_close();
-    test_cache_timeout();
-    test_cache_backpressure();
-    if (failures > 0) {
-        printf("actor: %d checks failed\n", failures);
+    /* Name this thread (and so every thread it starts) so that none but
+     * the actors is called "actor", whatever this program's file name. */
+    FILE *comm = fopen("/proc/self/comm", "w");
+    if (comm != NULL) {
+        fputs("actor_test", comm);
+        fclose(comm);
+    }
+    atomic_store(&current_since, clock_now_ms());
+    pthread_t watchdog;
+    CHECK(pthread_create(&watchdog, NULL, watchdog_main, NULL) == 0);
+    for (int i = 0; i < (int)(sizeof tests / sizeof tests[0]); i++) {
+        atomic_store(&current, i);
+        atomic_store(&current_since, clock_now_ms());
+        tests[i].fn();
+    }
+    atomic_store(&all_done, true);
+    pthread_join(watchdog, NULL);
+    if (atomic_load(&failures) > 0) {
+        printf("actor: %d checks failed\n", atomic_load(&failures));
         return 1;
     }
     printf("actor: all checks pass\n");
