@@ -3,7 +3,8 @@
 #   1. in process: `actor bench` (4 clients, set+get through the actor),
 #      `actor bench --baseline` (a bare mutex+condvar ping-pong between two
 #      threads: the floor) and `actor bench --mutex` (the shared map), run
-#      RUNS times alternately, medians, and the ratio actor / baseline;
+#      RUNS (default 5) times alternately after one warm-up run; medians,
+#      and the ratio of the medians actor / baseline;
 #   2. over RESP: `redis-benchmark -t get,set -c 50 -n 200000 -q` against
 #      ./actor and, in the same run, against a real redis-server (no
 #      persistence) on another free port; requests/s and the ratios.
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 RB_ARGS=(-t get,set -c 50 -n 200000 -q)
 for cmd in redis-server redis-benchmark python3; do
     command -v "$cmd" >/dev/null || { echo "bench: '$cmd' is missing (run make deps at the top)" >&2; exit 1; }
@@ -54,6 +55,9 @@ result_of() {
 }
 
 echo "== in process: actor (4 clients) vs baseline (ping-pong) vs mutex, $RUNS runs each ==" >&2
+# A short warm-up run, not counted: the first seconds after start-up
+# (page faults, CPU frequency, the scheduler's placement) are slower.
+./actor bench --iterations 20000 >/dev/null 2>&1
 : >"$tmp/actor"
 : >"$tmp/baseline"
 : >"$tmp/mutex"

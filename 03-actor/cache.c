@@ -60,7 +60,7 @@ struct cache_handle {
     atomic_uint_fast64_t commands;      /* commands handled */
     atomic_uint_fast64_t wakeups;       /* batches taken */
     atomic_uint_fast64_t unanswered;    /* replies whose requester had gone */
-    atomic_uint_fast64_t blocked_sends; /* sends that waited for room */
+    atomic_uint_fast64_t blocked_sends; /* sends that found the channel full */
     struct oneshot_sender *started;     /* the actor's "I am running" (then NULL) */
 };
 

@@ -99,7 +99,8 @@ struct cache_stats {
     uint64_t commands;      /* commands handled */
     uint64_t wakeups;       /* batches taken from the channel (recv_many calls that returned) */
     uint64_t unanswered;    /* replies nobody was waiting for any more */
-    uint64_t blocked_sends; /* sends that found the channel full and had to wait */
+    uint64_t blocked_sends; /* sends that found the channel full (then waited, unless
+                               room appeared as they got ready to) */
 };
 void cache_stats(struct cache_handle *h, struct cache_stats *out);
 

@@ -358,6 +358,13 @@ static enum next run_commands(struct conn *c)
             resp_put_error(&c->out, msg);
             return NEXT_CLOSE;
         }
+        if (argc > 0 && cancel_token_is_cancelled(s->token)) {
+            /* Shutdown: the command being executed was finished; commands
+             * received after it are not started (the drain would otherwise
+             * last as long as a client's pipeline). */
+            resp_put_error(&c->out, "ERR server is shutting down");
+            return NEXT_CLOSE;
+        }
         enum next next = NEXT_CONTINUE;
         if (argc > 0) {
             if (log_enabled(LOG_TRACE)) /* the name only: values may be secrets */
@@ -369,6 +376,10 @@ static enum next run_commands(struct conn *c)
             atomic_fetch_add(&s->commands, 1);
         }
         consume(c, used); /* after execute: argv pointed into c->in */
+        if (c->out.failed) {
+            log_warn("out of memory for a reply: closing the connection");
+            return NEXT_CLOSE;
+        }
         if (next == NEXT_CLOSE)
             return NEXT_CLOSE;
         if (c->out.len >= CONN_OUT_FLUSH && flush(c) != 0)
@@ -417,8 +428,8 @@ void *conn_main(void *arg)
     bool replied_last = false; /* our last act was a reply: close with care */
     for (;;) {
         if (run_commands(c) == NEXT_CLOSE) {
-            why = "closed after QUIT or an error";
-            replied_last = flush(c) == 0;
+            why = "closed after QUIT, an error, or at shutdown";
+            replied_last = !c->out.failed && flush(c) == 0;
             break;
         }
         if (c->out.len > 0 && flush(c) != 0) {

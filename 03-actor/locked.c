@@ -1,8 +1,11 @@
 /* locked.c - the map under one mutex (see locked.h).
  *
- * tokio counterpart: Arc<Mutex<HashMap<String, String>>>. The copies are
- * made outside the lock (allocation is not free, and everyone waits while
- * the lock is held); only the map operation itself runs under it.
+ * tokio counterpart: Arc<Mutex<HashMap<String, String>>>. Everything that
+ * can happen outside the lock does (SET copies its key and value first),
+ * but the hashing, the lookup and GET's copy of the value (its size is
+ * known only under the lock) run under it, while every other connection
+ * waits: the price of sharing, and a deliberate exception to "no work
+ * under a lock", kept here to show it.
  */
 #include "locked.h"
 

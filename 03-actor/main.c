@@ -255,9 +255,9 @@ struct app {
     struct locked *locked;         /* --mutex: the shared map */
 };
 
-/* server_thread: the server under a drop guard on `shutdown`, so the
+/* serve_main: the server under a drop guard on `shutdown`, so the
  * whole program shuts down if the server ends for any reason. */
-static void *server_thread(void *arg)
+static void *serve_main(void *arg)
 {
     struct app *app = arg;
     struct cancel_guard guard = cancel_guard_new(cancel_token_clone(app->shutdown));
@@ -289,10 +289,14 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
     if (err != 0)
         lock_die("pthread_join", err);
     /* (12) Each connection finishes the command it is executing (its
-     * reply comes back from the actor), then closes; idle ones close now. */
+     * reply comes back from the actor) and writes its replies, then
+     * closes; idle ones close now. */
     bool clean = true;
     if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0) {
-        clean = atomic_load(&app->server.in_flight) == 0;
+        /* Idle connections closed at once; one still open now is executing,
+         * writing replies to a client that does not read, or finishing a
+         * close: work is being cut short. */
+        clean = false;
         log_warn("grace period of %lld ms expired: %zu connections, %llu commands in flight; "
                  "abandoning them",
                  (long long)grace_ms, server_live(&app->server),
@@ -364,7 +368,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
         goto out_destroy_server;
     }
-    if ((err = pthread_create(&server, NULL, server_thread, &app)) != 0) {
+    if ((err = pthread_create(&server, NULL, serve_main, &app)) != 0) {
         fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
         goto out_stop_signals;
     }
@@ -396,7 +400,7 @@ out_release_cache:
         cache_handle_release(app.cache);
         if (st.wakeups > 0)
             log_info("actor: %llu commands in %llu wake-ups (%.1f per wake-up), %llu replies "
-                     "nobody waited for, %llu sends waited for room",
+                     "nobody waited for, %llu sends found the channel full",
                      (unsigned long long)st.commands, (unsigned long long)st.wakeups,
                      st.wakeups > 0 ? (double)st.commands / (double)st.wakeups : 0.0,
                      (unsigned long long)st.unanswered, (unsigned long long)st.blocked_sends);

@@ -107,9 +107,10 @@ static void push(struct mpsc *c, void *msg)
     c->len++;
 }
 
-/* must_wake_receiver: does the receiver sleep, with nobody waking it yet?
- * If so, the caller is now the one to signal it (once). Lock held. */
-static bool must_wake_receiver(struct mpsc *c)
+/* claim_receiver_wakeup: if the receiver sleeps and nobody is waking it
+ * yet, make the caller the one who will (it clears the flag: call it once
+ * and act on the answer). Lock held. */
+static bool claim_receiver_wakeup(struct mpsc *c)
 {
     bool sleeping = c->rx_waiting;
     c->rx_waiting = false; /* later senders need not signal again */
@@ -153,7 +154,7 @@ bool mpsc_sender_release(struct mpsc_sender *tx)
     struct mpsc *c = tx_chan(tx);
     lock_acquire(&c->lock);
     bool last = --c->senders == 0;
-    if (last && must_wake_receiver(c))
+    if (last && claim_receiver_wakeup(c))
         wake_receiver(c); /* the last sender: under the lock, as the receiver
                              may free the channel as soon as we unlock */
     bool free_it = last && !c->rx_alive;
@@ -175,7 +176,7 @@ int mpsc_try_send(struct mpsc_sender *tx, void *msg)
         err = EAGAIN; /* full, or others wait for room and go first */
     } else {
         push(c, msg);
-        wake = must_wake_receiver(c);
+        wake = claim_receiver_wakeup(c);
     }
     lock_release(&c->lock);
     if (wake)
@@ -186,8 +187,7 @@ int mpsc_try_send(struct mpsc_sender *tx, void *msg)
 /* wake_waiter: the cancel hook of a blocked sender. It runs on the
  * cancelling thread (token tree lock held, then ours: never the reverse). */
 struct waiter_hook {
-    struct mpsc *chan;
-    struct waiter *waiter;
+    struct waiter *waiter; /* the blocked sender to wake */
 };
 
 static void wake_waiter(void *arg)
@@ -226,7 +226,7 @@ int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token, int
      * receiver has moved our message in (or closed, or we give up). */
     struct mpsc *c = tx_chan(tx);
     struct waiter w = {.msg = msg, .state = WAITER_WAITING};
-    struct waiter_hook wh = {.chan = c, .waiter = &w};
+    struct waiter_hook wh = {.waiter = &w};
     struct cancel_hook hook;
     park_init(&w.park); /* before the hook exists: the hook may fire at once */
     if (token != NULL && !cancel_token_hook_add(token, &hook, wake_waiter, &wh)) {
@@ -239,7 +239,7 @@ int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token, int
         err = EPIPE;
     } else if (c->len < c->capacity && c->first == NULL) {
         push(c, msg); /* room appeared while we set up */
-        wake = must_wake_receiver(c);
+        wake = claim_receiver_wakeup(c);
         err = 0;
     } else {
         if (c->last != NULL)
@@ -283,7 +283,7 @@ static void wake_receiver_hook(void *arg)
 {
     struct mpsc *c = arg;
     lock_acquire(&c->lock);
-    bool wake = must_wake_receiver(c);
+    bool wake = claim_receiver_wakeup(c);
     lock_release(&c->lock);
     if (wake)
         wake_receiver(c); /* the receiver's own reference keeps c alive */
@@ -320,7 +320,7 @@ int mpsc_recv_many(struct mpsc_receiver *rx, void **out, size_t max, size_t *n,
     struct mpsc *c = rx_chan(rx);
     *n = 0;
     if (max == 0)
-        return 0;
+        return EINVAL; /* "0 means at least one" must stay true */
     lock_acquire(&c->lock);
     /* The fast path: messages are there, take them all (up to max). */
     if ((*n = take(c, out, max)) > 0) {
@@ -376,7 +376,7 @@ void mpsc_close(struct mpsc_receiver *rx)
     lock_acquire(&c->lock);
     c->closed = true;
     close_waiters(c);
-    if (must_wake_receiver(c))
+    if (claim_receiver_wakeup(c))
         wake_receiver(c); /* a receiver asleep on an empty channel: EPIPE now */
     lock_release(&c->lock);
 }

@@ -76,8 +76,9 @@ int mpsc_send(struct mpsc_sender *tx, void *msg, struct cancel_token *token, int
  * on error msg stays with the caller. Never blocks. */
 int mpsc_try_send(struct mpsc_sender *tx, void *msg);
 
-/* mpsc_recv_many: take every queued message, up to max, into out[] and
- * set *n (tokio: recv_many). Waits while the channel is empty. Returns
+/* mpsc_recv_many: take every queued message, up to max (>= 1, else
+ * EINVAL), into out[] and set *n (tokio: recv_many). Waits while the
+ * channel is empty. Returns
  *   0          *n >= 1 messages taken, oldest first
  *   EPIPE      closed and drained: every sender released (or mpsc_close)
  *              and nothing left; *n = 0 (tokio: recv returns None)

@@ -1,8 +1,9 @@
 /* oneshot.c - a channel for exactly one value (see oneshot.h).
  *
  * tokio counterpart: tokio::sync::oneshot, an atomic state word and a
- * waker per side. Here: one mutex, one condition variable and the state
- * table of oneshot.h, in a single allocation that also holds the value.
+ * waker per side. Here: one mutex, one parking spot for the receiver
+ * (park.h) and the state table of oneshot.h, in a single allocation that
+ * also holds the value.
  * Road not taken: one static mutex for every slot (less to set up, but
  * every reply of every thread would contend on it).
  */

@@ -1,7 +1,18 @@
 /* park.c - a parking spot on a POSIX semaphore (see park.h).
  *
  * tokio counterpart: std::thread::park / unpark.
+ *
+ * The Linux seam of this file: a timed sleep must measure its deadline on
+ * the monotonic clock, and POSIX semaphores time out on CLOCK_REALTIME
+ * only. glibc 2.30 added sem_clockwait(sem, CLOCK_MONOTONIC, ...), a GNU
+ * extension, hence _GNU_SOURCE here and nowhere else in this file's
+ * chapter but thread.c. The portable road, for other C libraries:
+ * sem_timedwait on a wall-clock deadline computed at each call, re-checked
+ * on the monotonic clock after each timeout; a wall-clock step backwards
+ * then makes a wait late by the size of the step.
  */
+#define _GNU_SOURCE /* sem_clockwait */
+
 #include "park.h"
 
 #include "clock.h"
@@ -9,6 +20,12 @@
 
 #include <errno.h>
 #include <time.h>
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define PARK_CLOCKWAIT 1
+#else
+#define PARK_CLOCKWAIT 0
+#endif
 
 void park_init(struct park *p)
 {
@@ -28,32 +45,44 @@ void park_wake(struct park *p)
         lock_die("sem_post", errno); /* EOVERFLOW: 2^31 wake-ups nobody took, a bug */
 }
 
+/* timed_wait: sem_wait until deadline_ms (monotonic, not yet passed). */
+static int timed_wait(struct park *p, int64_t deadline_ms)
+{
+    struct timespec at;
+#if PARK_CLOCKWAIT
+    at.tv_sec = (time_t)(deadline_ms / 1000);
+    at.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+    return sem_clockwait(&p->sem, CLOCK_MONOTONIC, &at);
+#else
+    int64_t left = deadline_ms - clock_now_ms();
+    if (clock_gettime(CLOCK_REALTIME, &at) != 0)
+        lock_die("clock_gettime", errno);
+    at.tv_sec += (time_t)(left / 1000);
+    at.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000L;
+    }
+    return sem_timedwait(&p->sem, &at);
+#endif
+}
+
 bool park_sleep_until(struct park *p, int64_t deadline_ms)
 {
     for (;;) {
         int r;
         if (deadline_ms < 0) {
             r = sem_wait(&p->sem);
+        } else if (clock_now_ms() >= deadline_ms) {
+            return sem_trywait(&p->sem) == 0; /* a wake-up that came in time still counts */
         } else {
-            int64_t left = deadline_ms - clock_now_ms();
-            if (left <= 0)
-                return sem_trywait(&p->sem) == 0; /* a wake-up that came in time still counts */
-            struct timespec at;
-            if (clock_gettime(CLOCK_REALTIME, &at) != 0)
-                lock_die("clock_gettime", errno);
-            at.tv_sec += (time_t)(left / 1000);
-            at.tv_nsec += (long)(left % 1000) * 1000000L;
-            if (at.tv_nsec >= 1000000000L) {
-                at.tv_sec++;
-                at.tv_nsec -= 1000000000L;
-            }
-            r = sem_timedwait(&p->sem, &at);
+            r = timed_wait(p, deadline_ms);
         }
         if (r == 0)
             return true;
         if (errno != EINTR && errno != ETIMEDOUT)
             lock_die("sem_wait", errno);
-        /* EINTR: a signal; ETIMEDOUT: on the wall clock, which may have
-         * stepped. Either way the loop re-checks the monotonic deadline. */
+        /* EINTR: a signal; ETIMEDOUT: re-check the deadline above (on the
+         * portable road the wall clock may have stepped). */
     }
 }

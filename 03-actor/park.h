@@ -42,11 +42,8 @@ void park_wake(struct park *p);
 
 /* park_sleep_until: sleep until woken or until deadline_ms (absolute,
  * clock_now_ms(); -1: none). True if woken (perhaps spuriously), false if
- * the deadline passed. POSIX semaphores time out on CLOCK_REALTIME only:
- * the monotonic deadline is converted at each call and re-checked on the
- * monotonic clock after every timeout, so a wall-clock step forward
- * cannot end the wait early; a step backward can make it late (glibc's
- * sem_clockwait would close that gap, at the price of _GNU_SOURCE). */
+ * the deadline passed. The deadline is measured on the monotonic clock
+ * (sem_clockwait; see park.c for the portable fallback and its limit). */
 bool park_sleep_until(struct park *p, int64_t deadline_ms);
 
 #endif /* PARK_H */

@@ -322,6 +322,7 @@ void resp_buf_free(struct resp_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->failed = false;
 }
 
 void resp_buf_consume(struct resp_buf *b, size_t n)
@@ -344,15 +345,19 @@ static int reserve(struct resp_buf *b, size_t extra)
 {
     if (extra <= b->cap - b->len)
         return 0;
-    if (extra > (size_t)PTRDIFF_MAX - b->len)
+    if (extra > (size_t)PTRDIFF_MAX - b->len) {
+        b->failed = true;
         return ENOMEM;
+    }
     size_t need = b->len + extra;
     size_t cap = b->cap < RESP_BUF_MIN ? RESP_BUF_MIN : b->cap;
     while (cap < need)
         cap = cap <= (size_t)PTRDIFF_MAX / 2 ? cap * 2 : need;
     char *data = realloc(b->data, cap);
-    if (data == NULL)
+    if (data == NULL) {
+        b->failed = true;
         return ENOMEM;
+    }
     b->data = data;
     b->cap = cap;
     return 0;

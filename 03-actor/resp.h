@@ -98,9 +98,12 @@ bool resp_arg_is(const struct resp_arg *a, const char *name);
 /* A growable output buffer for replies. Zero-initialise it
  * (struct resp_buf b = {0}); it grows by doubling from 256 bytes. */
 struct resp_buf {
-    char *data; /* malloc'd; NULL when empty */
-    size_t len; /* bytes written */
-    size_t cap; /* bytes allocated */
+    char *data;  /* malloc'd; NULL when empty */
+    size_t len;  /* bytes written */
+    size_t cap;  /* bytes allocated */
+    bool failed; /* an append ran out of memory: what data holds is missing a reply;
+                    sticky until resp_buf_free (a pipelining client must not get
+                    the next reply in place of the lost one: close instead) */
 };
 
 /* resp_buf_free: free the bytes and zero *b, ready for reuse. */

@@ -270,6 +270,67 @@ while True:
     grep -q 'shutdown incomplete' "$BG_ERR"
 }
 
+@test "actor: at SIGTERM a pipelining client gets the command in flight, then an error" {
+    start_actor pipeline LOG_LEVEL=trace --slow-actor 300ms
+    # Ten SETs in one write; SIGTERM while the first one runs.
+    timeout 20 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"".join(b"SET k%d v\r\n" % i for i in range(10)))
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+print(data.decode().replace("\r", ""), end="")
+' "$PORT" >"$BATS_TEST_TMPDIR/replies" 3>&- &
+    local client=$! start
+    wait_for_log "$BG_ERR" 'command SET' 10
+    start=$(now_ms)
+    stop_bg TERM "$BG_PID" 10
+    wait "$client"
+    assert_equal "$EXIT_STATUS" 0
+    (($(elapsed_ms "$start") < 3000)) || fail "the drain took $(elapsed_ms "$start") ms"
+    assert_equal "$(cat "$BATS_TEST_TMPDIR/replies")" $'+OK\n-ERR server is shutting down'
+    grep -q 'shutdown complete' "$BG_ERR"
+}
+
+@test "actor: a client that never reads its replies cannot hold the drain past the grace period" {
+    start_actor stuck SHUTDOWN_TIMEOUT=1 LOG_LEVEL=trace
+    head -c 1000000 /dev/zero | tr '\0' v >"$BATS_TEST_TMPDIR/big"
+    run -0 rcli -x SET big <"$BATS_TEST_TMPDIR/big"
+    # 64 GETs of 1 MB each, and never a read: the server's writes fill the
+    # socket buffers and block.
+    timeout 20 python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET big\r\n" * 64)
+time.sleep(15)
+' "$PORT" 3>&- &
+    local client=$! start
+    # Wait until the connection is stuck writing: GETs ran, and no more
+    # run because the socket buffers are full.
+    local n=0 last=-1 deadline=$(($(now_ms) + 10000))
+    while ((n < 2 || n != last)); do
+        (($(now_ms) < deadline)) || fail "the connection never got stuck ($n GETs ran)"
+        last=$n
+        sleep 0.3
+        n=$(grep -c 'command GET' "$BG_ERR" || true)
+    done
+    start=$(now_ms)
+    stop_bg TERM "$BG_PID" 10
+    kill "$client" 2>/dev/null || true
+    wait "$client" || true
+    assert_equal "$EXIT_STATUS" 1
+    (($(elapsed_ms "$start") < 5000)) || fail "exit took $(elapsed_ms "$start") ms"
+    grep -q 'grace period of 1000 ms expired' "$BG_ERR"
+    grep -q 'shutdown incomplete' "$BG_ERR"
+    ! grep -q 'shutdown complete' "$BG_ERR"
+}
+
 @test "actor: a second signal during the drain exits at once with 130" {
     start_actor second LOG_LEVEL=trace --slow-actor 20s
     rcli SET stuck value >/dev/null 2>&1 3>&- &
@@ -295,7 +356,7 @@ while True:
     grep -qE "waited [0-9]+ ms for room in the actor's channel \(capacity 1, full\)" "$BG_ERR"
     stop_bg TERM
     assert_equal "$EXIT_STATUS" 0
-    grep -qE '[1-9][0-9]* sends waited for room' "$BG_ERR"
+    grep -qE '[1-9][0-9]* sends found the channel full' "$BG_ERR"
 }
 
 @test "actor: --mutex serves the same commands from a shared map" {
