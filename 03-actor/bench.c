@@ -44,8 +44,9 @@ static void bench_usage(FILE *out)
                  "\n"
                  "Round trips per second through the cache actor, in process: each client\n"
                  "thread does ITERATIONS times a SET then a GET (each one round trip) through\n"
-                 "its own handle clone, keys cycling over KEYS. The last line is\n"
-                 "\"RESULT actor_roundtrip <n> ops/s\" (mutex_roundtrip, actor_baseline).\n"
+                 "its own handle clone, keys cycling over KEYS. It prints one line on\n"
+                 "stdout, \"RESULT actor_roundtrip <n> ops/s\" (mutex_roundtrip,\n"
+                 "actor_baseline), and its details on stderr.\n"
                  "\n"
                  "options:\n"
                  "  --clients N       client threads (default 4)\n"
@@ -333,6 +334,19 @@ static int bench_configure(struct bench_config *cfg, int argc, char **argv)
         fprintf(stderr, "error: --baseline and --mutex are two different runs: pick one\n");
         return 2;
     }
+    /* An option the chosen run does not use is an error, not a silence. */
+    static const enum bench_setting unused_by_baseline[] = {B_CLIENTS, B_KEYS, B_CAPACITY};
+    for (size_t i = 0; cfg->baseline && i < 3; i++)
+        if (value[unused_by_baseline[i]] != NULL) {
+            fprintf(stderr, "error: %s does not apply to --baseline (two threads, one slot)\n",
+                    source[unused_by_baseline[i]]);
+            return 2;
+        }
+    if (cfg->mutex && value[B_CAPACITY] != NULL) {
+        fprintf(stderr, "error: %s does not apply to --mutex (there is no channel)\n",
+                source[B_CAPACITY]);
+        return 2;
+    }
     if (cfg->iterations == 0)
         cfg->iterations = cfg->baseline ? 200000 : 100000;
     level = level + verbose > LOG_TRACE ? LOG_TRACE : (enum log_level)(level + verbose);
@@ -353,7 +367,7 @@ int bench_main(int argc, char **argv)
         status = run_baseline(&cfg, &rate);
     } else if (cfg.mutex) {
         name = "mutex_roundtrip";
-        struct locked *l = locked_new();
+        struct locked *l = locked_new(0);
         if (l == NULL) {
             fprintf(stderr, "error: out of memory\n");
             return 1;

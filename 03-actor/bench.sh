@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - chapter 03's benchmark (`make bench`):
-#   1. in process: `actor bench` (4 clients, set+get through the actor),
+#   1. in process: `actor bench` (4 clients, set+get through the actor;
+#      and with 1 client, where nothing can be batched),
 #      `actor bench --baseline` (a bare mutex+condvar ping-pong between two
 #      threads: the floor) and `actor bench --mutex` (the shared map), run
 #      RUNS (default 5) times alternately after one warm-up run; medians,
@@ -61,14 +62,17 @@ echo "== in process: actor (4 clients) vs baseline (ping-pong) vs mutex, $RUNS r
 : >"$tmp/actor"
 : >"$tmp/baseline"
 : >"$tmp/mutex"
+: >"$tmp/one"
 for ((r = 1; r <= RUNS; r++)); do
     result_of >>"$tmp/actor"
+    result_of --clients 1 --iterations 50000 >>"$tmp/one"
     result_of --baseline >>"$tmp/baseline"
     result_of --mutex >>"$tmp/mutex"
 done
 actor=$(median <"$tmp/actor")
 baseline=$(median <"$tmp/baseline")
 mutex=$(median <"$tmp/mutex")
+one=$(median <"$tmp/one")
 echo "actor runs: $(tr '\n' ' ' <"$tmp/actor"); baseline runs: $(tr '\n' ' ' <"$tmp/baseline")" >&2
 
 # rb PORT: redis-benchmark against PORT; print "SET_RPS GET_RPS".
@@ -102,6 +106,7 @@ grep -E 'actor: .* wake-ups' "$tmp/actor.log" | sed 's/^.*INFO \[main\] /  /' >&
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "RESULT actor_roundtrip $actor ops/s"
 echo "RESULT actor_baseline $baseline ops/s"
+echo "RESULT actor_roundtrip_1client $one ops/s"
 echo "RESULT mutex_roundtrip $mutex ops/s"
 echo "RESULT actor_vs_baseline $(ratio "$actor" "$baseline") x"
 echo "RESULT resp_set $ours_set req/s"

@@ -224,7 +224,12 @@ static enum next execute(struct conn *c, const struct resp_arg *argv, size_t arg
         resp_put_simple(&c->out, "OK");
         return NEXT_CLOSE;
     } else if (resp_arg_is(name, "command")) {
-        resp_put_array(&c->out, 0); /* no command table: clients fall back to plain mode */
+        /* No command table. An error for DOCS makes redis-cli fall back
+         * to its built-in help; an empty table for the rest. */
+        if (argc >= 2 && resp_arg_is(&argv[1], "docs"))
+            resp_put_error(&c->out, "ERR COMMAND DOCS is not supported");
+        else
+            resp_put_array(&c->out, 0);
     } else if (resp_arg_is(name, "config")) {
         if (argc >= 3 && resp_arg_is(&argv[1], "get"))
             config_get(c, argv, argc);
@@ -390,8 +395,8 @@ static enum next run_commands(struct conn *c)
 
 /* CONN_LINGER_MS, CONN_LINGER_BYTES: how long and how much we keep
  * reading after a last reply (an error, QUIT's +OK) before closing. */
-#define CONN_LINGER_MS    200
-#define CONN_LINGER_BYTES (256 * 1024)
+#define CONN_LINGER_MS    500
+#define CONN_LINGER_BYTES (64u << 20)
 
 /* close_after_reply: close so that the last reply survives. Closing a
  * socket that still has unread input makes the kernel send a reset, and a
@@ -422,7 +427,7 @@ void *conn_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "conn-%llu", (unsigned long long)c->id);
     log_set_thread_name(name);
-    /* (6) Each connection works through its own clone of the handle. */
+    /* Each connection works through its own clone of the handle. */
     c->cache = s->cache != NULL ? cache_handle_clone(s->cache) : NULL;
     const char *why = "client closed the connection";
     bool replied_last = false; /* our last act was a reply: close with care */

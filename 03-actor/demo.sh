@@ -6,8 +6,9 @@
 #      --slow-actor 300ms): four clients at once, and the log shows senders
 #      waiting for room, the backpressure;
 #   3. the pattern measured in process: the actor, the bare ping-pong
-#      baseline, and the map under a mutex (short runs);
-#   4. SIGINT: the drain, the actor's last statistics, "shutdown complete".
+#      baseline, and the map under a mutex (short runs).
+# Parts 1 and 2 end with SIGINT: the drain, the actor's last statistics,
+# "shutdown complete".
 # The server's log (stderr) is shown as it happens. Needs redis-cli.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -54,7 +55,8 @@ client() {
 
 # raw TEXT: send TEXT (printf format) as a client typing by hand would.
 raw() {
-    echo "\$ printf '$1' | nc 127.0.0.1 \$PORT"
+    echo "# typed by hand on a TCP connection (as with telnet 127.0.0.1 \$PORT):"
+    printf '%s\n' "$1"
     # shellcheck disable=SC2059
     printf "$1" | python3 -c '
 import socket, sys

@@ -10,6 +10,7 @@
 #include "locked.h"
 
 #include "cache.h"
+#include "clock.h"
 #include "lock.h"
 #include "map.h"
 
@@ -20,9 +21,17 @@
 struct locked {
     pthread_mutex_t lock; /* protects map */
     struct map *map;      /* the shared map */
+    int64_t slow_ms;      /* demo: extra time each operation holds the lock */
 };
 
-struct locked *locked_new(void)
+/* hold: the demo's slow work, done where it hurts most: under the lock. */
+static void hold(const struct locked *l)
+{
+    if (l->slow_ms > 0)
+        clock_sleep_ms(l->slow_ms);
+}
+
+struct locked *locked_new(int64_t slow_ms)
 {
     struct locked *l = malloc(sizeof *l);
     if (l == NULL)
@@ -32,6 +41,7 @@ struct locked *locked_new(void)
         return NULL;
     }
     lock_mutex_init(&l->lock);
+    l->slow_ms = slow_ms;
     return l;
 }
 
@@ -53,6 +63,7 @@ int locked_get(struct locked *l, const char *key, size_t klen, char **value, siz
      * the one piece of work done while everyone else waits. */
     int err = ENOENT;
     lock_acquire(&l->lock);
+    hold(l);
     size_t n;
     const char *v = map_get(l->map, key, klen, &n);
     if (v != NULL) {
@@ -84,6 +95,7 @@ int locked_set(struct locked *l, const char *key, size_t klen, const char *value
     memcpy(k, key, klen);
     memcpy(v, value, vlen);
     lock_acquire(&l->lock);
+    hold(l);
     int err = map_set(l->map, k, klen, v, vlen);
     lock_release(&l->lock);
     if (err != 0) {
@@ -98,6 +110,7 @@ int locked_delete(struct locked *l, const char *key, size_t klen, bool *existed)
     if (klen > CACHE_KEY_MAX)
         return E2BIG;
     lock_acquire(&l->lock);
+    hold(l);
     *existed = map_delete(l->map, key, klen);
     lock_release(&l->lock);
     return 0;

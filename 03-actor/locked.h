@@ -11,11 +11,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct locked;
 
-/* locked_new: an empty shared map; NULL if out of memory. */
-struct locked *locked_new(void);
+/* locked_new: an empty shared map; NULL if out of memory. slow_ms > 0
+ * (what goes wrong demo, --mutex --slow-actor): every operation holds the
+ * lock that much longer, as slow work inside a critical section would. */
+struct locked *locked_new(int64_t slow_ms);
 
 /* locked_free: free it (no thread may be using it). NULL is fine. */
 void locked_free(struct locked *l);

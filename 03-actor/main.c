@@ -67,7 +67,7 @@ static void usage(FILE *out)
             "\n"
             "commands: PING [msg], ECHO msg, GET key, SET key value, DEL key [key ...],\n"
             "          DBSIZE, QUIT, and enough of COMMAND and CONFIG GET for redis-cli and\n"
-            "          redis-benchmark. Inline commands (typed with nc or telnet) work too.\n"
+            "          redis-benchmark. Inline commands (typed by hand over telnet) work too.\n"
             "\n"
             "options (each overrides the environment variable beside it; D is a duration:\n"
             "a bare number is seconds, as in 2.5, or 500ms, 2s, 1m; at most 60m):\n"
@@ -90,7 +90,9 @@ static void usage(FILE *out)
             "  -v, -vv                                  one or two levels more verbose\n"
             "  --slow-actor D                           what goes wrong: the actor takes D\n"
             "                                           per command (with --capacity 1, the\n"
-            "                                           log shows senders waiting for room)\n"
+            "                                           log shows senders waiting for room);\n"
+            "                                           with --mutex, each operation holds\n"
+            "                                           the lock D longer (at most 1m)\n"
             "  --mutex                                  the other road: no actor, one map\n"
             "                                           shared under a mutex\n"
             "  -h, --help                               this text\n"
@@ -239,6 +241,11 @@ static int configure(struct config *cfg, int argc, char **argv)
     for (int i = 0; i < NSETTINGS; i++)
         if (value[i] != NULL && !apply_setting(cfg, &level, (enum setting)i, source[i], value[i]))
             return EXIT_USAGE;
+    if (cfg->mutex && value[SET_CAPACITY] != NULL) {
+        fprintf(stderr, "error: %s does not apply with --mutex (there is no channel)\n",
+                source[SET_CAPACITY]);
+        return EXIT_USAGE;
+    }
     /* A whole command: a key and a value at their largest, plus headers. */
     cfg->server.limits.max_frame = 2 * cfg->server.limits.max_bulk + 65536;
     level = level + verbose > LOG_TRACE ? LOG_TRACE : (enum log_level)(level + verbose);
@@ -340,7 +347,7 @@ int main(int argc, char **argv)
      * exists (or, with --mutex, the shared map). */
     cfg.cache.hurry = app.force; /* after the grace period, no more demo slowness */
     if (cfg.mutex) {
-        err = (app.locked = locked_new()) == NULL ? ENOMEM : 0;
+        err = (app.locked = locked_new(cfg.cache.slow_ms)) == NULL ? ENOMEM : 0;
     } else {
         err = cache_handle_start(&cfg.cache, &app.cache);
     }
@@ -359,7 +366,8 @@ int main(int argc, char **argv)
         goto out_release_cache;
     }
     if (cfg.mutex)
-        log_info("no actor: one map shared by every connection under a mutex (--mutex)");
+        log_info("no actor: one map shared by every connection under a mutex (--mutex)%s",
+                 cfg.cache.slow_ms > 0 ? "; each operation holds it longer (--slow-actor)" : "");
     else
         log_info("cache actor running: channel capacity %zu%s", cfg.cache.capacity,
                  cfg.cache.slow_ms > 0 ? ", slowed down (--slow-actor)" : "");

@@ -153,6 +153,11 @@ while True:
     assert_output "-ERR Protocol error: invalid bulk length"
     run -0 rcli SET k "${big:1}"
     assert_output OK
+    # The same from redis-cli, which goes on writing all 3 MB: the error
+    # still reaches it (the server reads and discards the rest first).
+    head -c 3000000 /dev/zero >"$BATS_TEST_TMPDIR/3mb"
+    run -0 rcli -x SET k <"$BATS_TEST_TMPDIR/3mb"
+    assert_output --partial "ERR Protocol error: invalid bulk length"
     # A truncated frame: the client leaves mid-command, nothing breaks.
     run -0 raw_exchange '*2\r\n$3\r\nGET\r\n$5\r\nab'
     assert_output ""
@@ -445,6 +450,10 @@ print(repr(s.recv(4096)))
     [[ $stderr == "error: unknown option '--frobnicate'"* ]]
     run -2 --separate-stderr "$BIN" bench --clients 0
     [[ $stderr == "error: invalid --clients '0'"* ]]
+    run -2 --separate-stderr "$BIN" bench --baseline --clients 3
+    assert_equal "$stderr" "error: --clients does not apply to --baseline (two threads, one slot)"
+    run -2 --separate-stderr "$BIN" --mutex --capacity 3
+    assert_equal "$stderr" "error: --capacity does not apply with --mutex (there is no channel)"
     # The port is in use: a real redis-server holds it.
     local port
     port=$(free_port)
