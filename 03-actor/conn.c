@@ -326,9 +326,13 @@ static int read_more(struct conn *c)
     return errno == EWOULDBLOCK ? EAGAIN : errno;
 }
 
-/* consume: drop the first n bytes of c->in (one command, executed). */
+/* consume: drop the first n bytes of c->in (commands executed). Called
+ * once per batch of commands, not per command: with many small pipelined
+ * commands, one memmove each would copy the buffer over and over. */
 static void consume(struct conn *c, size_t n)
 {
+    if (n == 0)
+        return;
     memmove(c->in, c->in + n, c->in_len - n);
     c->in_len -= n;
     c->frame_start = c->in_len > 0 ? clock_now_ms() : -1;
@@ -341,56 +345,68 @@ static void consume(struct conn *c, size_t n)
     }
 }
 
-/* run_commands: execute every complete command in c->in. Returns
- * NEXT_CLOSE after QUIT, a protocol error or a failure. */
-static enum next run_commands(struct conn *c)
+/* next_command: execute the command at c->in + *off, if complete, and
+ * move *off past it. Returns NEXT_CONTINUE with *more false when the rest
+ * of the buffer is an incomplete command; NEXT_CLOSE after QUIT, a
+ * protocol error, shutdown or a failure. */
+static enum next next_command(struct conn *c, size_t *off, bool *more)
 {
     struct server *s = c->server;
-    while (c->in_len > 0) {
-        size_t argc, used;
-        const char *error;
-        enum resp_status st =
-            resp_parse(c->in, c->in_len, &s->cfg.limits, c->argv, c->scratch, &argc, &used, &error);
-        if (st == RESP_INCOMPLETE)
-            return NEXT_CONTINUE;
-        if (st == RESP_ERROR) {
-            /* (9) A protocol error: say so and close; the stream cannot be
-             * resynchronised (we do not know where the next frame starts). */
-            log_debug("protocol error: %s", error);
-            atomic_fetch_add(&s->bad_frames, 1);
-            char msg[128];
-            snprintf(msg, sizeof msg, "ERR %s", error);
-            resp_put_error(&c->out, msg);
-            return NEXT_CLOSE;
-        }
-        if (argc > 0 && cancel_token_is_cancelled(s->token)) {
-            /* Shutdown: the command being executed was finished; commands
-             * received after it are not started (the drain would otherwise
-             * last as long as a client's pipeline). */
-            resp_put_error(&c->out, "ERR server is shutting down");
-            return NEXT_CLOSE;
-        }
-        enum next next = NEXT_CONTINUE;
-        if (argc > 0) {
-            if (log_enabled(LOG_TRACE)) /* the name only: values may be secrets */
-                log_trace("command %.*s (%zu arguments)",
-                          (int)(c->argv[0].len > 32 ? 32 : c->argv[0].len), c->argv[0].data, argc);
-            atomic_fetch_add(&s->in_flight, 1);
-            next = execute(c, c->argv, argc);
-            atomic_fetch_sub(&s->in_flight, 1);
-            atomic_fetch_add(&s->commands, 1);
-        }
-        consume(c, used); /* after execute: argv pointed into c->in */
-        if (c->out.failed) {
-            log_warn("out of memory for a reply: closing the connection");
-            return NEXT_CLOSE;
-        }
-        if (next == NEXT_CLOSE)
-            return NEXT_CLOSE;
-        if (c->out.len >= CONN_OUT_FLUSH && flush(c) != 0)
-            return NEXT_CLOSE;
+    size_t argc, used;
+    const char *error;
+    enum resp_status st = resp_parse(c->in + *off, c->in_len - *off, &s->cfg.limits, c->argv,
+                                     c->scratch, &argc, &used, &error);
+    *more = st == RESP_OK;
+    if (st == RESP_INCOMPLETE)
+        return NEXT_CONTINUE;
+    if (st == RESP_ERROR) {
+        /* (9) A protocol error: say so and close; the stream cannot be
+         * resynchronised (we do not know where the next frame starts). */
+        log_debug("protocol error: %s", error);
+        atomic_fetch_add(&s->bad_frames, 1);
+        char msg[128];
+        snprintf(msg, sizeof msg, "ERR %s", error);
+        resp_put_error(&c->out, msg);
+        return NEXT_CLOSE;
     }
-    return NEXT_CONTINUE;
+    if (argc > 0 && cancel_token_is_cancelled(s->token)) {
+        /* Shutdown: the command being executed was finished; commands
+         * received after it are not started (the drain would otherwise
+         * last as long as a client's pipeline). */
+        resp_put_error(&c->out, "ERR server is shutting down");
+        return NEXT_CLOSE;
+    }
+    enum next next = NEXT_CONTINUE;
+    if (argc > 0) {
+        if (log_enabled(LOG_TRACE)) /* the name only: values may be secrets */
+            log_trace("command %.*s (%zu arguments)",
+                      (int)(c->argv[0].len > 32 ? 32 : c->argv[0].len), c->argv[0].data, argc);
+        atomic_fetch_add(&s->in_flight, 1);
+        next = execute(c, c->argv, argc);
+        atomic_fetch_sub(&s->in_flight, 1);
+        atomic_fetch_add(&s->commands, 1);
+    }
+    *off += used; /* argv pointed into c->in: only now may those bytes go */
+    if (c->out.failed) {
+        log_warn("out of memory for a reply: closing the connection");
+        return NEXT_CLOSE;
+    }
+    if (next == NEXT_CONTINUE && c->out.len >= CONN_OUT_FLUSH && flush(c) != 0)
+        return NEXT_CLOSE;
+    return next;
+}
+
+/* run_commands: execute every complete command in c->in, then drop them
+ * from the buffer. Returns NEXT_CLOSE as next_command does. */
+static enum next run_commands(struct conn *c)
+{
+    size_t off = 0;
+    bool more = true;
+    enum next next = NEXT_CONTINUE;
+    while (next == NEXT_CONTINUE && more && off < c->in_len)
+        next = next_command(c, &off, &more);
+    consume(c, off);
+    return next;
 }
 
 /* CONN_LINGER_MS, CONN_LINGER_BYTES: how long and how much we keep

@@ -116,6 +116,29 @@ while True:
     stop_bg TERM
 }
 
+@test "actor: a pipeline of 20,000 commands in one write is answered in order" {
+    start_actor pipelined
+    run -0 timeout 60 python3 -c '
+import socket, sys
+n = 10000
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+cmds = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nk%d\r\n$%d\r\nv%d\r\n" % (len(str(i)) + 1, i, len(str(i)) + 1, i) for i in range(n))
+cmds += b"".join(b"GET k%d\r\n" % i for i in range(n))
+s.sendall(cmds)
+want = b"+OK\r\n" * n + b"".join(b"$%d\r\nv%d\r\n" % (len(str(i)) + 1, i) for i in range(n))
+got = b""
+while len(got) < len(want):
+    b = s.recv(1 << 16)
+    if not b:
+        break
+    got += b
+print("match" if got == want else "mismatch at byte %d" % next(i for i in range(min(len(got), len(want)) + 1) if got[i:i+1] != want[i:i+1]))
+' "$PORT"
+    assert_output match
+    stop_bg TERM
+    assert_equal "$EXIT_STATUS" 0
+}
+
 @test "actor: unknown commands, wrong arity and SET options get errors, the connection goes on" {
     start_actor errors
     run -0 raw_exchange 'FLUSHALL\r\nGET\r\nSET a b EX 10\r\nSET a b\r\nGET a\r\n'
