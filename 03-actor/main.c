@@ -168,8 +168,8 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
     case SET_FRAME_TIMEOUT:
     case SET_IDLE_TIMEOUT:
         if (parse_duration_ms(value, HOUR_MS, &ms) != 0 || ms == 0)
-            expected = "a duration above 0 and up to 60m, such as 10s, 500ms or 2m (a bare "
-                       "number is seconds)";
+            expected = "a duration from 1ms to 60m, such as 10s, 500ms or 2m (a bare number is "
+                       "seconds)";
         else if (id == SET_FRAME_TIMEOUT)
             cfg->server.frame_timeout_ms = ms;
         else

@@ -13,11 +13,11 @@
  * makes more of them per wake-up (its internal lock, then the caller's
  * mutex, which the woken thread races the waker for) than sem_wait/
  * sem_post (one futex call each, and sem_post makes none when nobody
- * sleeps). Measured in `actor bench`: about 40% more round trips per
- * second. The protocol stays the condvar's: decide to sleep under your
- * own lock (set a "waiting" flag), unlock, park_sleep_until, lock again,
- * re-check. Wake-ups may be spurious (an old sem_post can linger), so
- * always re-check.
+ * sleeps). Measured in `actor bench`: 10 to 50% more round trips per
+ * second, depending on the run. The protocol stays the condvar's: decide
+ * to sleep under your own lock (set a "waiting" flag), unlock,
+ * park_sleep_until, lock again, re-check. Wake-ups may be spurious (an
+ * old sem_post can linger), so always re-check.
  */
 #ifndef PARK_H
 #define PARK_H
