@@ -77,6 +77,7 @@ static enum next put_failure(struct conn *c, int err)
         resp_put_error(&c->out, "ERR out of memory");
         return NEXT_CONTINUE;
     case ECANCELED: /* the grace period ended while we waited */
+        atomic_fetch_add(&c->server->abandoned, 1);
         resp_put_error(&c->out, "ERR server is shutting down");
         return NEXT_CLOSE;
     default: /* EPIPE, ECONNABORTED: the actor is gone */
@@ -283,6 +284,8 @@ static int flush(struct conn *c)
         if (deadline < 0)
             deadline = clock_deadline_ms(c->server->cfg.frame_timeout_ms);
         int err = wait_io(c, POLLOUT, c->server->force_fd, deadline);
+        if (err == ECANCELED)
+            atomic_fetch_add(&c->server->abandoned, 1); /* replies never delivered */
         if (err != 0)
             return err;
     }

@@ -298,17 +298,14 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
     /* (12) Each connection finishes the command it is executing (its
      * reply comes back from the actor) and writes its replies, then
      * closes; idle ones close now. */
-    bool clean = true;
     if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0) {
-        /* Idle connections closed at once; one still open now is executing,
-         * writing replies to a client that does not read, or finishing a
-         * close: work is being cut short. */
-        clean = false;
-        log_warn("grace period of %lld ms expired: %zu connections, %llu commands in flight; "
-                 "abandoning them",
+        /* Connections still open are executing a command, writing replies
+         * to a client that does not read them, or just closing. */
+        log_warn("grace period of %lld ms expired: %zu connections still open, %llu commands in "
+                 "flight; stopping them",
                  (long long)grace_ms, server_live(&app->server),
                  (unsigned long long)atomic_load(&app->server.in_flight));
-        cancel_token_cancel(app->force); /* waits for replies end with ECANCELED */
+        cancel_token_cancel(app->force); /* waits for replies and writes end with ECANCELED */
         if (waitgroup_wait(&app->server.conns, NULL, clock_deadline_ms(FORCE_WAIT_MS)) != 0) {
             log_error("%zu connection threads did not stop in %d ms; exiting without them",
                       server_live(&app->server), FORCE_WAIT_MS);
@@ -316,7 +313,9 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
         }
     }
     server_finish(&app->server); /* join every connection thread */
-    return clean;
+    /* Cut short means a command or a reply was abandoned; a connection
+     * that was only closing (grace 0 on an idle server) is no loss. */
+    return atomic_load(&app->server.abandoned) == 0;
 }
 /* [/snippet] */
 
@@ -393,7 +392,9 @@ int main(int argc, char **argv)
     if (app.server.error != 0)
         log_error("shutdown after a server failure: %s", strerror(app.server.error));
     else if (!clean)
-        log_warn("shutdown incomplete: the grace period expired with commands in flight");
+        log_warn("shutdown incomplete: the grace period expired; %llu commands or replies "
+                 "abandoned",
+                 (unsigned long long)atomic_load(&app.server.abandoned));
     else
         status = EXIT_OK;
 out_stop_signals:

@@ -69,6 +69,7 @@ struct server {
     atomic_uint_fast64_t commands;   /* commands answered */
     atomic_uint_fast64_t in_flight;  /* commands being executed now */
     atomic_uint_fast64_t bad_frames; /* connections closed for a protocol error */
+    atomic_uint_fast64_t abandoned;  /* commands or replies cut short by `force` */
     int error;                       /* set if server_main failed (an E* code) */
 };
 

@@ -271,6 +271,20 @@ print("match" if got == want else "mismatch at byte %d" % next(i for i in range(
     for fd in "${fds[@]}"; do exec {fd}>&-; done
 }
 
+@test "actor: SHUTDOWN_TIMEOUT=0 on a server with only idle clients still exits 0" {
+    start_actor nograce SHUTDOWN_TIMEOUT=0
+    local fds=() fd k
+    for k in 1 2 3 4 5; do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+        fds+=("$fd")
+    done
+    run -0 rcli PING
+    stop_bg TERM
+    assert_equal "$EXIT_STATUS" 0
+    grep -q 'shutdown complete' "$BG_ERR"
+    for fd in "${fds[@]}"; do exec {fd}>&-; done
+}
+
 @test "actor: commands in flight at SIGTERM finish; their callers get the reply" {
     start_actor inflight LOG_LEVEL=trace --slow-actor 1s
     rcli SET slow value >"$BATS_TEST_TMPDIR/reply" 2>&1 3>&- &
