@@ -102,8 +102,8 @@ static void usage(FILE *out)
             "signal exits at once.\n"
             "\n"
             "exit status: 0  shut down cleanly\n"
-            "             1  run-time failure, or the grace period expired with commands\n"
-            "                still in flight\n"
+            "             1  run-time failure, or the grace period expired and a command\n"
+            "                or a reply had to be abandoned\n"
             "             2  usage or configuration error (bad value, port in use)\n"
             "             130, 143  forced out by a second SIGINT or SIGTERM\n");
 }
@@ -284,7 +284,8 @@ static void on_force(int signo, void *arg)
 
 /* [snippet:drain] */
 /* drain: the shutdown sequence, once `shutdown` is cancelled. Returns
- * false if commands were still in flight when the grace period ended. */
+ * false if a command or a reply had to be abandoned when the grace
+ * period ended. */
 static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
