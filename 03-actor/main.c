@@ -256,6 +256,8 @@ static int configure(struct config *cfg, int argc, char **argv)
 /* Everything the threads share, owned by main. */
 struct app {
     struct cancel_token *force;    /* root: cancelled when the grace period ends */
+    struct cancel_token *hurry;    /* cancelled once no connection is left: the demo's slow
+                                      actor drains what is queued at full speed */
     struct cancel_token *shutdown; /* child of force: cancelled by the first signal */
     struct server server;          /* on a child of shutdown */
     struct cache_handle *cache;    /* main's handle: released last, it joins the actor */
@@ -338,14 +340,18 @@ int main(int argc, char **argv)
     static struct app app; /* static: zeroed, and big */
     struct cancel_token *server_token = NULL;
     status = EXIT_RUNTIME;
-    if (cancel_token_new(&app.force) != 0 || cancel_token_child(app.force, &app.shutdown) != 0 ||
+    if (cancel_token_new(&app.force) != 0 || cancel_token_new(&app.hurry) != 0 ||
+        cancel_token_child(app.force, &app.shutdown) != 0 ||
         cancel_token_child(app.shutdown, &server_token) != 0) {
         fprintf(stderr, "error: out of memory\n");
         goto out_release_tokens;
     }
     /* (1) Start the actor: running, its map allocated, before any handle
      * exists (or, with --mutex, the shared map). */
-    cfg.cache.hurry = app.force; /* after the grace period, no more demo slowness */
+    /* The demo's slowness ends only after the connections are gone: ended
+     * at `force`, it would race the connections' own stop and a command
+     * could finish as if the grace period had not expired. */
+    cfg.cache.hurry = app.hurry;
     if (cfg.mutex) {
         err = (app.locked = locked_new(cfg.cache.slow_ms)) == NULL ? ENOMEM : 0;
     } else {
@@ -407,6 +413,7 @@ out_release_cache:
         struct cache_stats st;
         cache_stats(app.cache, &st);
         /* (13) The last handle: the actor drains its queue and exits, joined. */
+        cancel_token_cancel(app.hurry);
         cache_handle_release(app.cache);
         if (st.wakeups > 0)
             log_info("actor: %llu commands in %llu wake-ups (%.1f per wake-up), %llu replies "
@@ -420,6 +427,7 @@ out_release_tokens:
     cancel_token_release(server_token);
     cancel_token_release(app.shutdown);
     cancel_token_release(app.force);
+    cancel_token_release(app.hurry);
     if (status == EXIT_OK)
         log_info("shutdown complete"); /* only now is it true */
     return status;
