@@ -165,7 +165,8 @@ static void *cache_actor_main(void *arg)
         atomic_fetch_add(&h->commands, n);
     }
     /* EPIPE: every handle is released and the queue is empty. */
-    log_debug("actor: every handle released; %zu keys freed", map_len(map));
+    log_debug("actor: every handle released; %zu keys (%zu bytes) freed", map_len(map),
+              map_bytes(map));
     map_free(map);
     return NULL;
 }
