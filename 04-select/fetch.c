@@ -121,8 +121,9 @@ static int errno_of(CURLcode rc, const struct body *b)
     }
 }
 
-/* setup: an easy handle for o, writing into b, errors into errbuf. */
-static CURL *setup(const struct fetch_options *o, struct body *b, char *errbuf)
+/* setup: an easy handle for o, writing into b, errors into errbuf;
+ * timeout_ms is the time left until the deadline. */
+static CURL *setup(const struct fetch_options *o, int64_t timeout_ms, struct body *b, char *errbuf)
 {
     CURL *e = curl_easy_init();
     if (e == NULL)
@@ -134,8 +135,15 @@ static CURL *setup(const struct fetch_options *o, struct body *b, char *errbuf)
         curl_easy_setopt(e, CURLOPT_URL, o->url) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->timeout_ms) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK && /* threads: no SIGALRM */
+        /* Abandoning a transfer that is still resolving its host name must
+         * not wait for getaddrinfo (which glibc may retry for 10 s and
+         * more): the resolver thread is left to finish on its own and die
+         * with the process. Right for a command that exits next; a
+         * long-lived program would leak a thread per abandoned fetch, and
+         * would use an asynchronous resolver (c-ares) instead. */
+        curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_MAXREDIRS, o->max_redirects) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body) == CURLE_OK &&
@@ -195,11 +203,15 @@ static int wait_done(CURLM *m, struct cancel_token *token, int token_fd, int64_t
 }
 /* [/snippet] */
 
-int fetch_url(const struct fetch_options *o, struct cancel_token *token, struct fetch_result *r)
+int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t deadline_ms,
+              struct fetch_result *r)
 {
     memset(r, 0, sizeof *r);
     int64_t start = clock_now_ns();
-    int64_t deadline = start + o->timeout_ms * 1000000;
+    int64_t deadline = deadline_ms * 1000000;
+    int64_t timeout_ms = deadline_ms - start / 1000000;
+    if (timeout_ms < 1)
+        timeout_ms = 1; /* curl reads 0 as "its default", which is 300 s */
     int err = fetch_check_url(o->url, r->error, sizeof r->error);
     if (err != 0)
         return err;
@@ -214,7 +226,7 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, struct 
         return ENOMEM;
     /* (1) Start the transfer: an easy handle added to a multi handle does
      * nothing until the loop drives it, like a future not yet polled. */
-    CURL *e = setup(o, &b, errbuf);
+    CURL *e = setup(o, timeout_ms, &b, errbuf);
     if (e == NULL) {
         err = ENOMEM;
         goto out_multi;
@@ -223,7 +235,7 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, struct 
         err = ENOMEM;
         goto out_easy;
     }
-    log_info("GET %s (deadline in %lld ms)", o->url, (long long)o->timeout_ms);
+    log_info("GET %s (deadline in %lld ms)", o->url, (long long)timeout_ms);
     err = wait_done(m, token, token_fd, deadline, &r->deadline_late_ns);
     r->elapsed_ns = clock_now_ns() - start;
     if (err == 0) {
@@ -231,7 +243,14 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, struct 
         CURLMsg *msg = curl_multi_info_read(m, &left);
         CURLcode rc = msg != NULL && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_RECV_ERROR;
         err = errno_of(rc, &b);
-        if (err != 0)
+        long os_errno = 0;
+        curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+        if (err == ECONNREFUSED && os_errno != 0 && os_errno != ECONNREFUSED)
+            err = EIO;                 /* unreachable, reset ...: not a refusal */
+        if (err != 0 && os_errno != 0) /* curl's words, then the system's */
+            snprintf(r->error, sizeof r->error, "%s (%s)",
+                     errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), strerror((int)os_errno));
+        else if (err != 0)
             snprintf(r->error, sizeof r->error, "%s",
                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
     }

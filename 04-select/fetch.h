@@ -26,7 +26,6 @@
 
 struct fetch_options {
     const char *url;       /* http:// or https:// only */
-    int64_t timeout_ms;    /* the one deadline, for the whole fetch (> 0) */
     bool follow_redirects; /* follow 3xx Location headers (reqwest follows by default; curl does
                               not) */
     long max_redirects;    /* with follow_redirects: the most hops */
@@ -53,8 +52,9 @@ void fetch_global_cleanup(void);
 int fetch_check_url(const char *url, char *why, size_t size);
 
 /* fetch_url: GET o->url and wait for the whole response (headers and
- * body), at most until o->timeout_ms from now, or until `token` (may be
- * NULL) is cancelled. Blocks.
+ * body), at most until deadline_ms (absolute, clock_now_ms(); the one and
+ * only bound: connect, name resolution, headers and body all count), or
+ * until `token` (may be NULL) is cancelled. Blocks.
  *
  * Returns 0 once a whole response arrived, whatever its status (as
  * reqwest::get does: the caller decides what a 404 means); or
@@ -70,7 +70,8 @@ int fetch_check_url(const char *url, char *why, size_t size);
  * fetch got; free it with fetch_result_free. Cancel safety: a fetch that
  * returns ECANCELED or ETIMEDOUT is abandoned, not paused; fetching again
  * starts over (the request is idempotent). */
-int fetch_url(const struct fetch_options *o, struct cancel_token *token, struct fetch_result *r);
+int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t deadline_ms,
+              struct fetch_result *r);
 
 /* fetch_result_free: free what fetch_url put in r (safe on a zeroed r). */
 void fetch_result_free(struct fetch_result *r);

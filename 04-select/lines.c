@@ -43,15 +43,15 @@
 #define LINES_LINGER_BYTES (1024 * 1024)
 
 /* Why a wait ended. */
-enum wake {
-    WAKE_AGAIN,        /* bytes arrived, or were written: look at the buffers, wait again */
-    WAKE_TICK,         /* the tick came due */
-    WAKE_SHUTDOWN,     /* the token was cancelled: no more lines */
-    WAKE_EOF,          /* the client closed its side */
-    WAKE_TOO_LONG,     /* a line is longer than max_line */
-    WAKE_LINE_TIMEOUT, /* a line was not finished in time */
-    WAKE_IDLE,         /* nothing arrived for idle_timeout */
-    WAKE_BROKEN,       /* the connection failed, or the client stopped reading replies */
+enum lines_wake {
+    LINES_WAKE_AGAIN,        /* bytes arrived, or were written: look at the buffers, wait again */
+    LINES_WAKE_TICK,         /* the tick came due */
+    LINES_WAKE_SHUTDOWN,     /* the token was cancelled: no more lines */
+    LINES_WAKE_EOF,          /* the client closed its side */
+    LINES_WAKE_TOO_LONG,     /* a line is longer than max_line */
+    LINES_WAKE_LINE_TIMEOUT, /* a line was not finished in time */
+    LINES_WAKE_IDLE,         /* nothing arrived for idle_timeout */
+    LINES_WAKE_BROKEN,       /* the connection failed, or the client stopped reading replies */
 };
 
 /* One connection. Owned by its thread: no lock. */
@@ -156,18 +156,20 @@ static int out_flush(struct conn *c)
 /* [snippet:answer] */
 /* answer_lines: answer every complete line in lb: "LEN LINE\n", the line
  * as it came (binary safe), so a client can check nothing was lost. Then
- * note when the half-received line, if any, began. WAKE_AGAIN, or
- * WAKE_TOO_LONG, or WAKE_BROKEN when out of memory. */
-static enum wake answer_lines(struct conn *c, struct linebuf *lb)
+ * note when the half-received line, if any, began. LINES_WAKE_AGAIN, or
+ * LINES_WAKE_TOO_LONG, or LINES_WAKE_BROKEN when out of memory. */
+static enum lines_wake answer_lines(struct conn *c, struct linebuf *lb)
 {
     const char *line;
     size_t len;
     enum linebuf_status st;
+    bool took = false; /* a line ended: a half line after it is a new line */
     while ((st = linebuf_next(lb, &line, &len)) == LINEBUF_LINE) {
+        took = true;
         char head[32];
         int h = snprintf(head, sizeof head, "%zu ", len);
         if (!out_reserve(c, (size_t)h + len + 1))
-            return WAKE_BROKEN;
+            return LINES_WAKE_BROKEN;
         memcpy(c->out + c->out_len, head, (size_t)h);
         memcpy(c->out + c->out_len + h, line, len);
         c->out[c->out_len + (size_t)h + len] = '\n';
@@ -177,14 +179,16 @@ static enum wake answer_lines(struct conn *c, struct linebuf *lb)
         atomic_fetch_add_explicit(&c->s->bytes, len, memory_order_relaxed);
     }
     if (st == LINEBUF_TOO_LONG)
-        return WAKE_TOO_LONG;
-    /* The line's deadline starts at its first byte: the read that brought
-     * the bytes now pending is close enough to it. */
+        return LINES_WAKE_TOO_LONG;
+    /* A line's deadline starts at its first byte: the read that brought
+     * the bytes now pending is close enough to it. A half line that
+     * follows a complete one in the same read is a new line with a new
+     * deadline, not the old one's. */
     if (linebuf_pending(lb) == 0)
         c->line_start = -1;
-    else if (c->line_start < 0)
+    else if (c->line_start < 0 || took)
         c->line_start = c->last_active;
-    return WAKE_AGAIN;
+    return LINES_WAKE_AGAIN;
 }
 /* [/snippet] */
 
@@ -199,93 +203,110 @@ static int64_t earliest(int64_t a, int64_t b)
 }
 
 /* [snippet:wait] */
+/* timers_due: which timer has come due, if any (LINES_WAKE_AGAIN: none). The
+ * line's deadline first, then the client's reading of its answers, then
+ * idleness, then the tick. */
+static enum lines_wake timers_due(struct conn *c, int64_t line_due, int64_t write_due,
+                                  int64_t idle_due)
+{
+    int64_t now = clock_now_ms();
+    if (line_due >= 0 && now >= line_due)
+        return LINES_WAKE_LINE_TIMEOUT;
+    if (write_due >= 0 && now >= write_due) {
+        log_info("the client has read none of its replies for %lld ms: closing",
+                 (long long)c->s->cfg.line_timeout_ms);
+        return LINES_WAKE_BROKEN;
+    }
+    if (idle_due >= 0 && now >= idle_due)
+        return LINES_WAKE_IDLE;
+    if (now >= c->next_tick) {
+        /* The next tick one period on; ticks missed while busy are
+         * skipped, not fired in a burst (tokio: MissedTickBehavior::Skip),
+         * and a passed tick never leaves poll with a 0 ms timeout. */
+        while (c->next_tick <= now)
+            c->next_tick += c->s->cfg.tick_ms;
+        return LINES_WAKE_TICK;
+    }
+    return LINES_WAKE_AGAIN;
+}
+
 /* wait_once: one select!: sleep in one poll until the token, the socket,
  * or the nearest timer, and say which. Bytes read go into lb, whichever
- * buffer the caller passed: the wait itself keeps nothing. Order when
- * several are ready (tokio's `biased;`): the token first, so shutdown is
- * never starved by a client that keeps sending; then the socket; then the
- * timers. */
-static enum wake wait_once(struct conn *c, struct linebuf *lb)
+ * buffer the caller passed: the wait itself keeps nothing. Order: timers
+ * already due first (a client that keeps the socket readable must not
+ * hold off its tick or its line's deadline), then, after the poll, the
+ * token (tokio's `biased;`: shutdown is never starved), the socket, and
+ * the timers again. */
+static enum lines_wake wait_once(struct conn *c, struct linebuf *lb)
 {
     const struct lines_config *cfg = &c->s->cfg;
     if (c->out_len > 0 && out_flush(c) != 0)
-        return WAKE_BROKEN;
+        return LINES_WAKE_BROKEN;
     /* (8) The timers: each an absolute deadline, so an early wake-up never
      * stretches them. */
     int64_t line_due = c->line_start >= 0 ? c->line_start + cfg->line_timeout_ms : -1;
     int64_t idle_due =
         c->line_start < 0 && c->out_len == 0 ? c->last_active + cfg->idle_timeout_ms : -1;
     int64_t write_due = c->out_len > 0 ? c->last_active + cfg->line_timeout_ms : -1;
+    /* (9) Due ones win before any wait: checked against the clock, not
+     * against what poll returned, which may be early, late or data. */
+    enum lines_wake w = timers_due(c, line_due, write_due, idle_due);
+    if (w != LINES_WAKE_AGAIN)
+        return w;
     int64_t due = earliest(earliest(c->next_tick, line_due), earliest(idle_due, write_due));
-    /* (9) Backpressure: while many replies wait to be written, read no more. */
+    /* (10) Backpressure: while many replies wait to be written, read no
+     * more. */
     bool want_read = c->out_len < LINES_OUT_HIGH;
     struct pollfd p[2] = {
         {.fd = c->s->token_fd, .events = POLLIN},
         {.fd = c->fd, .events = (short)((want_read ? POLLIN : 0) | (c->out_len > 0 ? POLLOUT : 0))},
     };
-    /* (10) One wait for everything. */
+    /* (11) One wait for everything. */
     int n = poll(p, 2, clock_poll_timeout(due));
     if (n < 0 && errno != EINTR) {
         log_error("poll: %s", strerror(errno));
-        return WAKE_BROKEN;
+        return LINES_WAKE_BROKEN;
     }
-    if (p[0].revents != 0) /* (11) the token: "no more lines", at once */
-        return WAKE_SHUTDOWN;
+    if (p[0].revents != 0) /* (12) the token: "no more lines", at once */
+        return LINES_WAKE_SHUTDOWN;
     if (want_read && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        /* (12) Readable: the bytes go into lb and stay there until taken. */
+        /* (13) Readable: the bytes go into lb and stay there until taken.
+         * One chunk at most, so one read adds a bounded batch of answers
+         * past the backpressure mark. */
         char *room;
         size_t room_len;
         if (linebuf_space(lb, LINES_READ_CHUNK, &room, &room_len) != 0)
-            return WAKE_BROKEN; /* out of memory */
-        ssize_t got = recv(c->fd, room, room_len, 0);
+            return LINES_WAKE_BROKEN; /* out of memory */
+        ssize_t got =
+            recv(c->fd, room, room_len < LINES_READ_CHUNK ? room_len : LINES_READ_CHUNK, 0);
         if (got > 0) {
             linebuf_commit(lb, (size_t)got);
             c->last_active = clock_now_ms();
-            return WAKE_AGAIN;
+            return LINES_WAKE_AGAIN; /* the caller answers, the next call sees the timers */
         }
         if (got == 0)
-            return WAKE_EOF;
+            return LINES_WAKE_EOF;
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             log_debug("read: %s", strerror(errno));
-            return WAKE_BROKEN;
+            return LINES_WAKE_BROKEN;
         }
     }
     if ((p[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0 && c->out_len > 0)
-        return WAKE_AGAIN; /* writable: the next turn writes */
-    /* (13) The timers, checked against the clock rather than poll's result:
-     * poll may wake early or late, the deadlines are what count. */
-    int64_t now = clock_now_ms();
-    if (line_due >= 0 && now >= line_due)
-        return WAKE_LINE_TIMEOUT;
-    if (write_due >= 0 && now >= write_due) {
-        log_info("the client has read none of its replies for %lld ms: closing",
-                 (long long)cfg->line_timeout_ms);
-        return WAKE_BROKEN;
-    }
-    if (idle_due >= 0 && now >= idle_due)
-        return WAKE_IDLE;
-    if (now >= c->next_tick) {
-        /* The next tick one period on; ticks missed while busy are
-         * skipped, not fired in a burst (tokio: MissedTickBehavior::Skip),
-         * and a passed tick never leaves poll with a 0 ms timeout. */
-        while (c->next_tick <= now)
-            c->next_tick += cfg->tick_ms;
-        return WAKE_TICK;
-    }
-    return WAKE_AGAIN;
+        return LINES_WAKE_AGAIN; /* writable: the next turn writes */
+    return timers_due(c, line_due, write_due, idle_due);
 }
 /* [/snippet] */
 
 /* serve_until_wakeup: answer lines and wait for more, until a wait ends
  * for another reason than bytes (a tick, the token, EOF, a timeout). */
-static enum wake serve_until_wakeup(struct conn *c, struct linebuf *lb)
+static enum lines_wake serve_until_wakeup(struct conn *c, struct linebuf *lb)
 {
     for (;;) {
-        enum wake w = answer_lines(c, lb);
-        if (w != WAKE_AGAIN)
+        enum lines_wake w = answer_lines(c, lb);
+        if (w != LINES_WAKE_AGAIN)
             return w;
         w = wait_once(c, lb);
-        if (w != WAKE_AGAIN)
+        if (w != LINES_WAKE_AGAIN)
             return w;
     }
 }
@@ -338,14 +359,14 @@ static void linger(struct conn *c, int64_t ms)
 }
 
 /* finish: the last words for why the connection ends, then the close. */
-static void finish(struct conn *c, enum wake w, size_t partial)
+static void finish(struct conn *c, enum lines_wake w, size_t partial)
 {
     struct lines_server *s = c->s;
     const struct lines_config *cfg = &s->cfg;
     bool ok = true;
     int64_t linger_ms = 0;
     switch (w) {
-    case WAKE_SHUTDOWN:
+    case LINES_WAKE_SHUTDOWN:
         if (partial > 0)
             ok = out_printf(c,
                             "goodbye: server shutting down (%zu bytes of an unfinished line "
@@ -355,7 +376,7 @@ static void finish(struct conn *c, enum wake w, size_t partial)
             ok = out_printf(c, "goodbye: server shutting down\n");
         atomic_fetch_add(&s->goodbyes, 1);
         break;
-    case WAKE_EOF:
+    case LINES_WAKE_EOF:
         if (partial > 0) { /* reported, not silently dropped (mini-redis does the same) */
             log_info("client closed the connection in the middle of a line: %zu bytes without a "
                      "newline",
@@ -367,13 +388,13 @@ static void finish(struct conn *c, enum wake w, size_t partial)
             atomic_fetch_add(&s->cut, 1);
         }
         break;
-    case WAKE_TOO_LONG:
+    case LINES_WAKE_TOO_LONG:
         log_info("line longer than %zu bytes: closing", cfg->max_line);
         ok = out_printf(c, "error: line longer than %zu bytes\n", cfg->max_line);
         atomic_fetch_add(&s->cut, 1);
         linger_ms = LINES_LINGER_MS;
         break;
-    case WAKE_LINE_TIMEOUT:
+    case LINES_WAKE_LINE_TIMEOUT:
         log_info("line not finished %lld ms after its first byte: closing",
                  (long long)cfg->line_timeout_ms);
         ok = out_printf(c, "error: line not finished within %lld ms of its first byte\n",
@@ -381,15 +402,15 @@ static void finish(struct conn *c, enum wake w, size_t partial)
         atomic_fetch_add(&s->cut, 1);
         linger_ms = LINES_LINGER_MS;
         break;
-    case WAKE_IDLE:
+    case LINES_WAKE_IDLE:
         log_debug("idle for %lld ms: closing", (long long)cfg->idle_timeout_ms);
         ok = out_printf(c, "goodbye: idle for %lld ms\n", (long long)cfg->idle_timeout_ms);
         break;
-    case WAKE_BROKEN:
+    case LINES_WAKE_BROKEN:
         c->out_len = 0; /* nobody to write to */
         break;
-    case WAKE_AGAIN:
-    case WAKE_TICK:
+    case LINES_WAKE_AGAIN:
+    case LINES_WAKE_TICK:
         break;
     }
     /* The replies of lines already answered, then the last words: bounded
@@ -427,7 +448,7 @@ void lines_serve(void *ctx, int fd, uint64_t id)
         return;
     }
     log_debug("connection from %s", peer);
-    enum wake w;
+    enum lines_wake w;
     size_t partial;
     for (;;) {
         if (cfg->unsafe_reader) {
@@ -438,14 +459,14 @@ void lines_serve(void *ctx, int fd, uint64_t id)
              * select! and dropped when the tick branch wins. */
             struct linebuf turn;
             if (linebuf_init(&turn, cfg->max_line) != 0) {
-                w = WAKE_BROKEN;
+                w = LINES_WAKE_BROKEN;
                 partial = 0;
                 break;
             }
             w = serve_until_wakeup(&c, &turn);
             partial = linebuf_pending(&turn);
             linebuf_destroy(&turn); /* the half line goes with it */
-            if (w == WAKE_TICK && partial > 0) {
+            if (w == LINES_WAKE_TICK && partial > 0) {
                 log_warn("tick: dropped %zu bytes of an unfinished line (--unsafe)", partial);
                 atomic_fetch_add(&c.s->dropped, partial);
                 c.line_start = -1;
@@ -459,7 +480,7 @@ void lines_serve(void *ctx, int fd, uint64_t id)
             partial = linebuf_pending(&c.in);
             /* [/snippet] */
         }
-        if (w != WAKE_TICK)
+        if (w != LINES_WAKE_TICK)
             break;
         tick(&c, partial);
     }

@@ -10,7 +10,6 @@
 #include "thread.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,9 +35,46 @@ struct worker {
     struct load_result r;          /* its counts (elapsed unused) */
 };
 
+/* connect_once: start a non-blocking connect to ai and wait for it, with
+ * the token and the deadline. The socket, or -1 with errno set
+ * (ECANCELED, ETIMEDOUT, or the connect's own error). */
+static int connect_once(const struct addrinfo *ai, int token_fd, int64_t deadline)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    int err = 0;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        err = errno;
+        if (err == EINPROGRESS) { /* the handshake runs: wait for it, or for the others */
+            struct pollfd p[2] = {{.fd = fd, .events = POLLOUT},
+                                  {.fd = token_fd, .events = POLLIN}};
+            int n;
+            while ((n = poll(p, 2, clock_poll_timeout(deadline))) < 0 && errno == EINTR)
+                ;
+            socklen_t len = sizeof err;
+            if (n < 0)
+                err = errno;
+            else if (p[1].revents != 0)
+                err = ECANCELED;
+            else if (n == 0)
+                err = ETIMEDOUT;
+            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+                err = errno;
+        }
+    }
+    if (err != 0) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
 /* connect_to: a connected, non-blocking TCP socket, or -1 with the
  * reason in r. */
-static int connect_to(const struct load_config *cfg, struct load_result *r)
+static int connect_to(const struct load_config *cfg, int token_fd, int64_t deadline,
+                      struct load_result *r)
 {
     char port[8];
     snprintf(port, sizeof port, "%u", (unsigned)cfg->port);
@@ -53,28 +89,21 @@ static int connect_to(const struct load_config *cfg, struct load_result *r)
     }
     int fd = -1, err = 0;
     for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
+        fd = connect_once(ai, token_fd, deadline);
+        if (fd < 0)
             err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            err = errno;
-            close(fd);
-            fd = -1;
-        }
+        if (err == ECANCELED || err == ETIMEDOUT)
+            break;
     }
     freeaddrinfo(res);
     if (fd < 0) {
         r->error = err;
         snprintf(r->error_text, sizeof r->error_text, "cannot connect to %s:%u: %s", cfg->host,
-                 (unsigned)cfg->port, strerror(err));
+                 (unsigned)cfg->port, err == ETIMEDOUT ? "the deadline passed" : strerror(err));
         return -1;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     return fd;
 }
 
@@ -114,7 +143,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     thread_set_name("load");
-    int fd = connect_to(w->cfg, &w->r);
+    int fd = connect_to(w->cfg, w->token_fd, w->deadline, &w->r);
     if (fd < 0)
         return NULL;
     char *out = malloc(LOAD_BUF), *in = malloc(LOAD_BUF);
@@ -199,7 +228,8 @@ out:
     return NULL;
 }
 
-int load_run(const struct load_config *cfg, struct cancel_token *token, struct load_result *r)
+int load_run(const struct load_config *cfg, struct cancel_token *token, int64_t deadline,
+             struct load_result *r)
 {
     memset(r, 0, sizeof *r);
     struct worker *w = calloc(cfg->connections, sizeof *w);
@@ -211,7 +241,6 @@ int load_run(const struct load_config *cfg, struct cancel_token *token, struct l
         return r->error;
     }
     int64_t start = clock_now_ns();
-    int64_t deadline = clock_deadline_ms(cfg->timeout_ms);
     size_t started = 0;
     for (size_t i = 0; i < cfg->connections; i++) {
         w[i] = (struct worker){.cfg = cfg,

@@ -21,7 +21,6 @@ struct load_config {
     uint16_t port;      /* ... and port */
     size_t connections; /* connections, each on its own thread */
     uint64_t lines;     /* lines in all, shared out evenly */
-    int64_t timeout_ms; /* the whole run's deadline */
 };
 
 struct load_result {
@@ -36,8 +35,12 @@ struct load_result {
 };
 
 /* load_run: run the load and fill r. Blocks until every connection has
- * had all its answers and the server's EOF, the deadline, or the token
- * (may be NULL). Returns r->error. */
-int load_run(const struct load_config *cfg, struct cancel_token *token, struct load_result *r);
+ * had all its answers and the server's EOF, until deadline_ms (absolute,
+ * clock_now_ms(); connecting counts), or until `token` (may be NULL) is
+ * cancelled. Returns r->error: 0, ETIMEDOUT, ECANCELED, or the first
+ * connection's failure. Cancel safety: none needed; a cancelled run is
+ * over, its connections closed, and r holds the counts so far. */
+int load_run(const struct load_config *cfg, struct cancel_token *token, int64_t deadline_ms,
+             struct load_result *r);
 
 #endif /* LOAD_H */

@@ -79,7 +79,7 @@ static void usage_fetch(FILE *out)
             "                       a warning naming its Location)\n"
             "  --max-redirects N    with --location, the most hops (default 10)\n"
             "  --max-body BYTES     a larger body fails the fetch (default 104857600;\n"
-            "                       suffixes k, M, G: 64k, 10M, 1G)\n"
+            "                       suffixes k, M, G, T: 64k, 10M, 1G)\n"
             "  --log-level LEVEL    LOG_LEVEL  error, warn, info, debug, trace (default warn)\n"
             "  -v, -vv              more verbose (-v: the timing of the fetch)\n"
             "  -h, --help           this text\n"
@@ -167,7 +167,7 @@ static bool bad_value(const char *source, const char *value, const char *expecte
     return false;
 }
 
-/* parse_size: bytes, with an optional binary suffix k, M or G. */
+/* parse_size: bytes, with an optional binary suffix k, M, G or T. */
 static int parse_size(const char *text, uint64_t max, uint64_t *out)
 {
     char digits[32];
@@ -186,6 +186,9 @@ static int parse_size(const char *text, uint64_t max, uint64_t *out)
         break;
     case 'G':
         shift = 30;
+        break;
+    case 'T':
+        shift = 40;
         break;
     default:
         break;
@@ -274,10 +277,12 @@ static const struct cli_setting fetch_settings[F_N] = {
     [F_MAX_BODY] = {"--max-body", NULL, false}, [F_LOG] = {"--log-level", "LOG_LEVEL", false},
 };
 
-/* fetch_configure: options into o. EXIT_CONTINUE, or the status to exit with. */
-static int fetch_configure(struct fetch_options *o, int argc, char **argv)
+/* fetch_configure: options into o and *timeout_ms. EXIT_CONTINUE, or the
+ * status to exit with. */
+static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int argc, char **argv)
 {
-    *o = (struct fetch_options){.timeout_ms = 30000, .max_redirects = 10, .max_body = 100 << 20};
+    *o = (struct fetch_options){.max_redirects = 10, .max_body = 100 << 20};
+    *timeout_ms = 30000; /* the seed's 30 s */
     for (int a = 1; a < argc; a++)
         if (strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0) {
             usage_fetch(stdout);
@@ -291,7 +296,7 @@ static int fetch_configure(struct fetch_options *o, int argc, char **argv)
         return EXIT_USAGE;
     uint64_t n;
     if (value[F_TIMEOUT] != NULL &&
-        (parse_duration_ms(value[F_TIMEOUT], DAY_MS, &o->timeout_ms) != 0 || o->timeout_ms == 0))
+        (parse_duration_ms(value[F_TIMEOUT], DAY_MS, timeout_ms) != 0 || *timeout_ms == 0))
         return bad_value(source[F_TIMEOUT], value[F_TIMEOUT],
                          "a duration from 1ms to 24h, such as 30, 2.5, 500ms or 1m (a bare number "
                          "is seconds)"),
@@ -307,7 +312,7 @@ static int fetch_configure(struct fetch_options *o, int argc, char **argv)
     if (value[F_MAX_BODY] != NULL) {
         if (parse_size(value[F_MAX_BODY], (uint64_t)1 << 40, &n) != 0)
             return bad_value(source[F_MAX_BODY], value[F_MAX_BODY],
-                             "a number of bytes from 1 to 1T, such as 65536, 64k, 10M or 1G"),
+                             "a number of bytes from 1 to 1T, such as 65536, 64k, 10M, 1G or 1T"),
                    EXIT_USAGE;
         o->max_body = (size_t)n;
     }
@@ -322,10 +327,19 @@ static int fetch_configure(struct fetch_options *o, int argc, char **argv)
     return EXIT_CONTINUE;
 }
 
+/* http_status_text: "404 Not Found", or just "599" for a code without a
+ * standard phrase. */
+static void http_status_text(long status, char *out, size_t size)
+{
+    const char *reason = fetch_reason(status);
+    snprintf(out, size, "%ld%s%s", status, reason[0] != '\0' ? " " : "", reason);
+}
+
 static int fetch_main(int argc, char **argv)
 {
     struct fetch_options o;
-    int status = fetch_configure(&o, argc, argv);
+    int64_t timeout_ms;
+    int status = fetch_configure(&o, &timeout_ms, argc, argv);
     if (status != EXIT_CONTINUE)
         return status;
     int err = signals_init(); /* before any thread: block SIGINT/SIGTERM */
@@ -341,20 +355,27 @@ static int fetch_main(int argc, char **argv)
         goto out;
     }
     struct fetch_result r;
-    err = fetch_url(&o, token, &r);
+    err = fetch_url(&o, token, clock_deadline_ms(timeout_ms), &r);
     signals_stop();
-    char limit[32];
-    seconds_text(o.timeout_ms, limit, sizeof limit);
-    if (err == 0 && r.status >= 400) { /* error_for_status() */
-        fprintf(stderr, "error: HTTP status %ld %s for URL %s\n", r.status, fetch_reason(r.status),
-                o.url);
+    /* The fetch is over; writing the body may still block (a pipe nobody
+     * reads). From here Ctrl-C does what it does to any program: the
+     * default action, which the shell reports as 130. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+    char limit[32], code[64];
+    seconds_text(timeout_ms, limit, sizeof limit);
+    http_status_text(r.status, code, sizeof code);
+    if ((err == 0 || err == EFBIG) && r.status >= 400) { /* error_for_status() */
+        fprintf(stderr, "error: HTTP status %s for URL %s\n", code, o.url);
         status = EXIT_RUNTIME;
     } else if (err == 0) {
         if (r.location != NULL)
             fprintf(stderr,
-                    "warning: HTTP status %ld %s: redirect to %s not followed (use "
-                    "--location)\n",
-                    r.status, fetch_reason(r.status), r.location);
+                    "warning: HTTP status %s: redirect to %s not followed (use --location)\n", code,
+                    r.location);
         status = EXIT_OK;
         if (fwrite(r.body, 1, r.body_len, stdout) != r.body_len || fflush(stdout) != 0) {
             fprintf(stderr, "error: cannot write the body to stdout: %s\n", strerror(errno));
@@ -362,7 +383,7 @@ static int fetch_main(int argc, char **argv)
         }
     } else if (err == ETIMEDOUT) {
         log_info("deadline of %lld ms passed; the wait ended %.3f ms after it",
-                 (long long)o.timeout_ms, (double)r.deadline_late_ns / 1e6);
+                 (long long)timeout_ms, (double)r.deadline_late_ns / 1e6);
         fprintf(stderr, "error: request timed out after %s\n", limit);
         status = EXIT_DEADLINE;
     } else if (err == ECANCELED) {
@@ -663,7 +684,8 @@ static const struct cli_setting load_settings[D_N] = {
 static int load_main(int argc, char **argv)
 {
     struct load_config cfg = {
-        .host = "127.0.0.1", .port = 7070, .connections = 4, .lines = 1000000, .timeout_ms = 60000};
+        .host = "127.0.0.1", .port = 7070, .connections = 4, .lines = 1000000};
+    int64_t timeout_ms = 60000;
     const char *value[D_N], *source[D_N];
     int verbose = 0;
     switch (cli_read(argc, argv, load_settings, D_N, value, source, &verbose)) {
@@ -690,7 +712,7 @@ static int load_main(int argc, char **argv)
         return bad_value(source[D_LINES], value[D_LINES], "a whole number from 1 to 1000000000"),
                EXIT_USAGE;
     if (value[D_TIMEOUT] != NULL &&
-        (parse_duration_ms(value[D_TIMEOUT], DAY_MS, &cfg.timeout_ms) != 0 || cfg.timeout_ms == 0))
+        (parse_duration_ms(value[D_TIMEOUT], DAY_MS, &timeout_ms) != 0 || timeout_ms == 0))
         return bad_value(source[D_TIMEOUT], value[D_TIMEOUT], "a duration from 1ms to 24h"),
                EXIT_USAGE;
     if (cfg.connections > cfg.lines)
@@ -705,7 +727,7 @@ static int load_main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     struct load_result r;
-    err = load_run(&cfg, token, &r);
+    err = load_run(&cfg, token, clock_deadline_ms(timeout_ms), &r);
     signals_stop();
     cancel_token_release(token);
     double secs = (double)r.elapsed_ns / 1e9;

@@ -187,6 +187,55 @@ wait_connected() {
     [[ $stderr == "error: cannot fetch 'http://nonexistent.invalid/': "*"Could not resolve host"* ]]
 }
 
+# slow_dns_shim: build a preload library whose getaddrinfo sleeps 5 s for
+# names containing "slow" (as a dead DNS server would), into $SHIM.
+slow_dns_shim() {
+    SHIM="$BATS_TEST_TMPDIR/slowdns.so"
+    cat >"$BATS_TEST_TMPDIR/slowdns.c" <<'SHIM_C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <string.h>
+#include <unistd.h>
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+        (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))
+            dlsym(RTLD_NEXT, "getaddrinfo");
+    if (node != NULL && strstr(node, "slow") != NULL)
+        sleep(5);
+    return real(node, service, hints, res);
+}
+SHIM_C
+    run -0 cc -shared -fPIC -O1 -o "$SHIM" "$BATS_TEST_TMPDIR/slowdns.c" -ldl
+}
+
+@test "select: a slow name lookup cannot hold the deadline or Ctrl-C hostage" {
+    slow_dns_shim
+    # An ASan binary insists on being first in the preload order.
+    local asan="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+    local start
+    start=$(now_ms)
+    run -3 --separate-stderr env LD_PRELOAD="$SHIM" ASAN_OPTIONS="$asan" \
+        timeout 30 "$BIN" fetch --timeout 1 http://slow.invalid/
+    assert_equal "$stderr" "error: request timed out after 1s"
+    local ms
+    ms=$(elapsed_ms "$start")
+    ((ms < 3500)) || fail "the fetch took $ms ms: the lookup held it past its 1 s deadline"
+
+    start_bg slowfetch 30 env LD_PRELOAD="$SHIM" ASAN_OPTIONS="$asan" "$BIN" fetch -v \
+        http://slow.invalid/
+    wait_for_log "$BG_ERR" 'GET http://slow\.invalid/' 10
+    sleep 0.3 # inside getaddrinfo's sleep now
+    start=$(now_ms)
+    stop_bg INT "$BG_PID" 10
+    assert_equal "$EXIT_STATUS" 130
+    ms=$(elapsed_ms "$start")
+    ((ms < 2000)) || fail "SIGINT took $ms ms to end a fetch stuck in a name lookup"
+    grep -q 'error: interrupted by SIGINT' "$BG_ERR"
+}
+
 @test "select: fetch with a bad URL, no URL or a bad timeout exits 2 with a one-line error" {
     run -2 --separate-stderr "$BIN" fetch x
     assert_output ""
@@ -495,6 +544,79 @@ print("idle: %s%s" % (first.decode(), idle.recv(4096).decode()), end="")
     local ms
     ms=$(grep -oE 'slow closed after [0-9]+' <<<"$output" | grep -oE '[0-9]+$')
     ((ms >= 400 && ms < 3000)) || fail "the unfinished line was closed after $ms ms"
+    stop_bg TERM "$SRV_PID"
+    assert_equal "$EXIT_STATUS" 0
+}
+
+@test "select: each line's deadline starts at its own first byte, even mid-read" {
+    # Lines that each take 300 ms to arrive, the next one always begun in
+    # the same write that ends the last: with LINE_TIMEOUT=1 all six are
+    # answered, because no single line is late.
+    start_lines linestart LINE_TIMEOUT=1
+    run -0 dribble 0.3 a $'\na' $'\na' $'\na' $'\na' $'\na' $'\n'
+    assert_output "$(printf '1 a\n%.0s' 1 2 3 4 5 6)"
+    stop_bg TERM "$SRV_PID"
+    assert_equal "$EXIT_STATUS" 0
+}
+
+@test "select: a client dribbling a line byte by byte is closed at the line's deadline" {
+    # A byte every 20 ms keeps the socket readable all the time; the
+    # deadline must still fire (and the tick still be served).
+    start_lines dribbler LINE_TIMEOUT=0.5 LOG_LEVEL=trace
+    local start
+    start=$(now_ms)
+    run -0 timeout 20 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+data = b""
+s.setblocking(False)
+try:
+    for i in range(500):
+        s.send(b"x")
+        time.sleep(0.02)
+        try:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        except BlockingIOError:
+            pass
+except (BrokenPipeError, ConnectionResetError):
+    pass
+s.setblocking(True)
+s.settimeout(5)
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+except (ConnectionResetError, socket.timeout):
+    pass
+sys.stdout.write(data.decode())
+' "$PORT"
+    assert_output --partial "error: line not finished within 500 ms of its first byte"
+    local ms
+    ms=$(elapsed_ms "$start")
+    ((ms < 5000)) || fail "the dribbling client was closed only after $ms ms"
+    grep -qE 'tick: idle for [0-9]+ ms, [1-9][0-9]* bytes of an unfinished line kept' "$SRV_ERR"
+    stop_bg TERM "$SRV_PID"
+    assert_equal "$EXIT_STATUS" 0
+}
+
+@test "select: under load --unsafe loses lines at ticks; the default reader loses none" {
+    # A 1 ms tick makes many ticks land while a read has left half a line.
+    start_lines safeload --tick 1ms
+    run -0 timeout 120 "$BIN" load --connect "127.0.0.1:$PORT" --connections 4 --lines 300000
+    assert_line "RESULT bytes_lost 0 bytes"
+    stop_bg TERM "$SRV_PID"
+    assert_equal "$EXIT_STATUS" 0
+
+    start_lines unsafeload --tick 1ms --unsafe
+    run -1 --separate-stderr timeout 120 "$BIN" load --connect "127.0.0.1:$PORT" \
+        --connections 4 --lines 300000
+    [[ $stderr == *"lines were not answered correctly"* ]]
+    grep -q 'dropped [0-9]* bytes of an unfinished line' "$SRV_ERR"
     stop_bg TERM "$SRV_PID"
     assert_equal "$EXIT_STATUS" 0
 }
