@@ -151,6 +151,7 @@ static CURL *setup(const struct fetch_options *o, int64_t timeout_ms, struct bod
         curl_easy_setopt(e, CURLOPT_WRITEDATA, b) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_USERAGENT, "select-fetch/1.0") == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_VERBOSE, o->curl_verbose ? 1L : 0L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK; /* what curl can decode */
     if (!ok) {
         curl_easy_cleanup(e);

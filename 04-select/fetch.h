@@ -30,6 +30,7 @@ struct fetch_options {
                               not) */
     long max_redirects;    /* with follow_redirects: the most hops */
     size_t max_body;       /* a larger body fails the fetch (EFBIG) */
+    bool curl_verbose;     /* libcurl's own trace of the transfer on stderr (CURLOPT_VERBOSE) */
 };
 
 struct fetch_result {

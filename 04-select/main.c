@@ -81,7 +81,8 @@ static void usage_fetch(FILE *out)
             "  --max-body BYTES     a larger body fails the fetch (default 104857600;\n"
             "                       suffixes k, M, G, T: 64k, 10M, 1G)\n"
             "  --log-level LEVEL    LOG_LEVEL  error, warn, info, debug, trace (default warn)\n"
-            "  -v, -vv              more verbose (-v: the timing of the fetch)\n"
+            "  -v, -vv              more verbose (-v: the timing of the fetch; -vv: libcurl's\n"
+            "                       own trace of the transfer too)\n"
             "  -h, --help           this text\n"
             "\n"
             "exit status: 0  2xx (or 3xx not followed): the body is on stdout\n"
@@ -223,12 +224,23 @@ static const char *take_url(int *argc, char **argv, const struct cli_setting *se
         const char *arg = argv[a];
         if (arg[0] == '-' && arg[1] != '\0') {
             argv[kept++] = argv[a];
-            for (size_t i = 0; i < n; i++) /* "--timeout 5": keep the 5 with it */
-                if (settings[i].flag != NULL && !settings[i].is_switch &&
-                    strcmp(arg, settings[i].flag) == 0 && a + 1 < *argc) {
-                    argv[kept++] = argv[++a];
-                    break;
+            bool known = arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1); /* -v, -vv */
+            for (size_t i = 0; i < n && !known; i++) {
+                size_t len = settings[i].flag != NULL ? strlen(settings[i].flag) : 0;
+                if (len == 0 || strncmp(arg, settings[i].flag, len) != 0)
+                    continue;
+                if (arg[len] == '\0') {
+                    known = true;
+                    if (!settings[i].is_switch && a + 1 < *argc) /* "--timeout 5": the 5 too */
+                        argv[kept++] = argv[++a];
+                } else if (arg[len] == '=' && !settings[i].is_switch) {
+                    known = true; /* "--timeout=5" */
                 }
+            }
+            if (!known) { /* named now, or its value would pass for a second URL */
+                fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
+                return NULL;
+            }
             continue;
         }
         if (url != NULL) {
@@ -298,8 +310,8 @@ static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int arg
     if (value[F_TIMEOUT] != NULL &&
         (parse_duration_ms(value[F_TIMEOUT], DAY_MS, timeout_ms) != 0 || *timeout_ms == 0))
         return bad_value(source[F_TIMEOUT], value[F_TIMEOUT],
-                         "a duration from 1ms to 24h, such as 30, 2.5, 500ms or 1m (a bare number "
-                         "is seconds)"),
+                         "a duration from 1ms to 24 hours, such as 30, 2.5, 500ms or 1m (a bare "
+                         "number is seconds; 24 hours is 86400 or 1440m)"),
                EXIT_USAGE;
     o->follow_redirects = value[F_LOCATION] != NULL || value[F_LOCATION_SHORT] != NULL;
     if (value[F_MAX_REDIRS] != NULL) {
@@ -308,6 +320,10 @@ static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int arg
                              "a whole number from 0 to 1000"),
                    EXIT_USAGE;
         o->max_redirects = (long)n;
+        if (!o->follow_redirects) {
+            fprintf(stderr, "error: %s applies only with --location (-L)\n", source[F_MAX_REDIRS]);
+            return EXIT_USAGE;
+        }
     }
     if (value[F_MAX_BODY] != NULL) {
         if (parse_size(value[F_MAX_BODY], (uint64_t)1 << 40, &n) != 0)
@@ -318,12 +334,15 @@ static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int arg
     }
     char why[128];
     if (fetch_check_url(o->url, why, sizeof why) != 0) {
-        fprintf(stderr, "error: invalid URL '%s': expected an http:// or https:// URL (%s)\n",
+        fprintf(stderr,
+                "error: invalid URL '%s': %s; expected an http:// or https:// URL such as "
+                "http://127.0.0.1:8080/path\n",
                 o->url, why);
         return EXIT_USAGE;
     }
     if (!finish_logging(LOG_WARN, source[F_LOG], value[F_LOG], verbose))
         return EXIT_USAGE;
+    o->curl_verbose = log_enabled(LOG_DEBUG);
     return EXIT_CONTINUE;
 }
 
@@ -636,8 +655,8 @@ static int lines_main(int argc, char **argv)
     }
     cancel_token_wait(app.shutdown, -1); /* sleep until a signal */
     bool clean = lines_drain(&app, acceptor, cfg.grace_ms);
-    log_info("answered %llu lines (%llu bytes); connections: %llu accepted, %llu refused, %llu "
-             "ended mid-line, %llu told goodbye",
+    log_info("lines answered: %llu (%llu bytes); connections: %llu accepted, %llu refused, %llu "
+             "ended mid-line, %llu told goodbye at shutdown",
              (unsigned long long)atomic_load(&app.server.lines),
              (unsigned long long)atomic_load(&app.server.bytes),
              (unsigned long long)atomic_load(&app.acceptor.accepted),
@@ -713,7 +732,8 @@ static int load_main(int argc, char **argv)
                EXIT_USAGE;
     if (value[D_TIMEOUT] != NULL &&
         (parse_duration_ms(value[D_TIMEOUT], DAY_MS, &timeout_ms) != 0 || timeout_ms == 0))
-        return bad_value(source[D_TIMEOUT], value[D_TIMEOUT], "a duration from 1ms to 24h"),
+        return bad_value(source[D_TIMEOUT], value[D_TIMEOUT],
+                         "a duration from 1ms to 24 hours, such as 60, 500ms or 5m"),
                EXIT_USAGE;
     if (cfg.connections > cfg.lines)
         cfg.connections = (size_t)cfg.lines;
@@ -732,11 +752,20 @@ static int load_main(int argc, char **argv)
     cancel_token_release(token);
     double secs = (double)r.elapsed_ns / 1e9;
     double rate = secs > 0 ? (double)r.answered / secs : 0;
-    fprintf(stderr,
-            "%llu lines over %zu connections in %.3f s: %.0f lines/s; %llu answered "
-            "correctly, %llu wrong, %llu bytes lost\n",
-            (unsigned long long)r.sent, cfg.connections, secs, rate, (unsigned long long)r.answered,
-            (unsigned long long)r.wrong, (unsigned long long)r.bytes_lost);
+    if (err != 0) { /* stopped early: unanswered lines are not lost, only not answered yet */
+        fprintf(stderr,
+                "stopped after %.3f s: %llu of %llu lines sent, %llu answered correctly so far, "
+                "%llu wrong\n",
+                secs, (unsigned long long)r.sent, (unsigned long long)cfg.lines,
+                (unsigned long long)r.answered, (unsigned long long)r.wrong);
+    } else {
+        fprintf(stderr,
+                "%llu lines over %zu connections in %.3f s: %.0f lines/s; %llu answered "
+                "correctly, %llu wrong, %llu bytes lost\n",
+                (unsigned long long)r.sent, cfg.connections, secs, rate,
+                (unsigned long long)r.answered, (unsigned long long)r.wrong,
+                (unsigned long long)r.bytes_lost);
+    }
     if (err == ECANCELED) {
         int signo = signals_received();
         fprintf(stderr, "error: interrupted by %s\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -239,9 +239,11 @@ SHIM_C
 @test "select: fetch with a bad URL, no URL or a bad timeout exits 2 with a one-line error" {
     run -2 --separate-stderr "$BIN" fetch x
     assert_output ""
-    [[ $stderr == "error: invalid URL 'x': expected an http:// or https:// URL ("* ]]
+    [[ $stderr == "error: invalid URL 'x': "*"; expected an http:// or https:// URL"* ]]
     run -2 --separate-stderr "$BIN" fetch ftp://example.com/
-    [[ $stderr == "error: invalid URL 'ftp://example.com/': expected an http:// or https:// URL"* ]]
+    assert_equal "$stderr" "error: invalid URL 'ftp://example.com/': the scheme must be http or https; expected an http:// or https:// URL such as http://127.0.0.1:8080/path"
+    run -2 --separate-stderr "$BIN" fetch http://127.0.0.1:70000/
+    [[ $stderr == "error: invalid URL 'http://127.0.0.1:70000/': Port number"* ]]
     run -2 --separate-stderr "$BIN" fetch
     [[ $stderr == "error: missing URL"* ]]
     local bad
@@ -252,6 +254,11 @@ SHIM_C
     done
     run -2 --separate-stderr "$BIN" fetch http://127.0.0.1:1/ --bogus
     [[ $stderr == "error: unknown option '--bogus'"* ]]
+    # A mistyped option is named as such, not taken for its value's URL.
+    run -2 --separate-stderr "$BIN" fetch --timeot 5 http://127.0.0.1:1/
+    assert_equal "$stderr" "error: unknown option '--timeot' (see --help)"
+    run -2 --separate-stderr "$BIN" fetch --max-redirects 3 http://127.0.0.1:1/
+    assert_equal "$stderr" "error: --max-redirects applies only with --location (-L)"
 }
 
 @test "select: fetch prints a redirect with a warning, follows it with -L, within --max-redirects" {
@@ -438,6 +445,20 @@ wait_partial_lines() {
     assert_line --regexp '^RESULT lines_per_s [0-9]+ lines/s$'
     assert_line 'RESULT bytes_lost 0 bytes'
     [[ $stderr =~ 200000\ answered\ correctly,\ 0\ wrong,\ 0\ bytes\ lost ]]
+    stop_bg TERM "$SRV_PID"
+    assert_equal "$EXIT_STATUS" 0
+}
+
+@test "select: load stops at its deadline even while the sockets stay busy" {
+    start_lines loaddeadline
+    local start ms
+    start=$(now_ms)
+    run -3 --separate-stderr timeout 60 "$BIN" load --connect "127.0.0.1:$PORT" \
+        --lines 500000000 --timeout 300ms
+    ms=$(elapsed_ms "$start")
+    ((ms < 5000)) || fail "load ran $ms ms past a 300 ms deadline"
+    [[ $stderr == *"stopped after "*" answered correctly so far"* ]]
+    [[ $stderr == *"error: connection "*" answered at the deadline"* ]]
     stop_bg TERM "$SRV_PID"
     assert_equal "$EXIT_STATUS" 0
 }

@@ -98,7 +98,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_request(self, code="-", size="-"):
-        self.log(f"{self.command} {self.path} {int(code)}")
+        # A malformed request (send_error before parsing) has no command or
+        # path yet.
+        command = getattr(self, "command", None) or "-"
+        path = getattr(self, "path", None) or "-"
+        self.log(f"{command} {path} {int(code)}")
 
     def log_message(self, format, *args):   # errors from http.server itself
         self.log(format % args)
