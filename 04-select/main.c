@@ -583,7 +583,9 @@ static void lines_on_force(int signo, void *arg)
 static bool lines_drain(struct lines_app *app, pthread_t acceptor, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
-    log_info("draining: %zu connections open; grace period %lld ms", acceptor_live(&app->acceptor),
+    /* No count of open connections here: they saw the token as soon as
+     * main did, and most have already said goodbye. */
+    log_info("draining: connections say goodbye and close; grace period %lld ms",
              (long long)grace_ms);
     /* (15) The accept loop closes the listener and returns. */
     int err = pthread_join(acceptor, NULL);

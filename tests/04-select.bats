@@ -796,13 +796,14 @@ time.sleep(60)
     start_lines second SHUTDOWN_TIMEOUT=20
     flood flooder
     signal_bg TERM "$SRV_PID"
-    wait_for_log "$SRV_ERR" 'draining: 1 connections open' 5
+    wait_for_log "$SRV_ERR" 'draining: connections say goodbye' 5
     local start
     start=$(now_ms)
     stop_bg INT "$SRV_PID" 5
     assert_equal "$EXIT_STATUS" 130
     (($(elapsed_ms "$start") < 2000)) || fail "exit took $(elapsed_ms "$start") ms"
     grep -q 'received SIGINT during shutdown (a second signal): exiting at once with 130' "$SRV_ERR"
+    grep -q 'exiting at once: 1 connections still open' "$SRV_ERR"
     run ! grep -q 'shutdown complete' "$SRV_ERR"
 }
 
