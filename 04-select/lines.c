@@ -426,6 +426,7 @@ static void finish(struct conn *c, enum lines_wake w, size_t partial)
     }
     linger(c, linger_ms);
 }
+
 /* tick: what the thread does every tick_ms, whatever else is going on. */
 static void tick(struct conn *c, size_t partial)
 {

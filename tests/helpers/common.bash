@@ -221,7 +221,12 @@ wait_exit() {
     dog=$!
     local status=0
     wait "$pid" || status=$?
-    kill -TERM "$dog" 2>/dev/null || true
+    # KILL, not TERM: a process that exits at once can end this wait before
+    # the watchdog subshell has even run, and a TERM that reaches it then,
+    # while it still has the test shell's trap handlers, is swallowed: the
+    # watchdog sleeps its whole `secs` (seen once in CI: a 12 ms shutdown
+    # measured as 10 s). KILL cannot be caught or lost.
+    kill -KILL "$dog" 2>/dev/null || true
     wait "$dog" || dog_status=$?
     EXIT_STATUS=$status
     if ((dog_status == 99)); then
