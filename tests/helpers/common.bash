@@ -221,11 +221,11 @@ wait_exit() {
     dog=$!
     local status=0
     wait "$pid" || status=$?
-    # KILL, not TERM: a process that exits at once can end this wait before
-    # the watchdog subshell has even run, and a TERM that reaches it then,
-    # while it still has the test shell's trap handlers, is swallowed: the
-    # watchdog sleeps its whole `secs` (seen once in CI: a 12 ms shutdown
-    # measured as 10 s). KILL cannot be caught or lost.
+    # KILL, not TERM: the watchdog must be gone once the wait is over,
+    # whatever state it is in. Once in CI a shutdown that took 12 ms was
+    # measured as 10 s, exactly the watchdog's `secs`: the TERM had not
+    # ended it (most likely it arrived before the freshly forked subshell
+    # had run). KILL cannot be caught, deferred or lost.
     kill -KILL "$dog" 2>/dev/null || true
     wait "$dog" || dog_status=$?
     EXIT_STATUS=$status
