@@ -658,13 +658,14 @@ static int lines_main(int argc, char **argv)
     cancel_token_wait(app.shutdown, -1); /* sleep until a signal */
     bool clean = lines_drain(&app, acceptor, cfg.grace_ms);
     log_info("lines answered: %llu (%llu bytes); connections: %llu accepted, %llu refused, %llu "
-             "ended mid-line, %llu told goodbye at shutdown",
+             "ended mid-line, %llu told goodbye at shutdown; %llu ticks served",
              (unsigned long long)atomic_load(&app.server.lines),
              (unsigned long long)atomic_load(&app.server.bytes),
              (unsigned long long)atomic_load(&app.acceptor.accepted),
              (unsigned long long)atomic_load(&app.acceptor.refused),
              (unsigned long long)atomic_load(&app.server.cut),
-             (unsigned long long)atomic_load(&app.server.goodbyes));
+             (unsigned long long)atomic_load(&app.server.goodbyes),
+             (unsigned long long)atomic_load(&app.server.ticks));
     if (cfg.lines.unsafe_reader)
         log_warn("--unsafe dropped %llu bytes of unfinished lines at ticks",
                  (unsigned long long)atomic_load(&app.server.dropped));
@@ -762,10 +763,10 @@ static int load_main(int argc, char **argv)
                 (unsigned long long)r.answered, (unsigned long long)r.wrong);
     } else {
         fprintf(stderr,
-                "%llu lines over %zu connections in %.3f s: %.0f lines/s; %llu answered "
-                "correctly, %llu wrong, %llu bytes lost\n",
-                (unsigned long long)r.sent, cfg.connections, secs, rate,
-                (unsigned long long)r.answered, (unsigned long long)r.wrong,
+                "%llu lines (%llu bytes) over %zu connections in %.3f s: %.0f lines/s; %llu "
+                "answered correctly, %llu wrong, %llu bytes lost\n",
+                (unsigned long long)r.sent, (unsigned long long)r.bytes_sent, cfg.connections, secs,
+                rate, (unsigned long long)r.answered, (unsigned long long)r.wrong,
                 (unsigned long long)r.bytes_lost);
     }
     if (err == ECANCELED) {
