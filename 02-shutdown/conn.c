@@ -18,7 +18,6 @@
 #include "log.h"
 #include "net.h"
 #include "parse.h"
-#include "thread.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -45,11 +44,13 @@
 /* The longest /slow?ms= value accepted: a minute. */
 #define CONN_SLOW_MAX_MS 60000
 
-struct conn *conn_new(struct server *srv, uint64_t id, int fd)
+/* conn_new: a connection for socket fd (borrowed from the acceptor), or
+ * NULL on ENOMEM. */
+static struct conn *conn_new(struct server *srv, uint64_t id, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL)
-        goto out_close;
+        return NULL;
     c->buf = malloc(CONN_BUF_SIZE);
     if (c->buf == NULL)
         goto out_free_conn;
@@ -67,15 +68,13 @@ out_free_buf:
     free(c->buf);
 out_free_conn:
     free(c);
-out_close:
-    close(fd);
     return NULL;
 }
 
-void conn_free(struct conn *c)
+/* conn_free: release the token (if still held) and free c; the socket is
+ * the acceptor's. */
+static void conn_free(struct conn *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
     cancel_token_release(c->token);
     free(c->buf);
     free(c);
@@ -152,8 +151,9 @@ static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadl
     return 0;
 }
 
-/* conn_linger_close: stop sending, read and discard what the client still
- * sends (bounded in bytes and time), then close. */
+/* conn_linger_close: stop sending, then read and discard what the client
+ * still sends (bounded in bytes and time); the acceptor closes the socket
+ * once conn_serve returns. */
 static void conn_linger_close(struct conn *c)
 {
     shutdown(c->fd, SHUT_WR);
@@ -168,8 +168,6 @@ static void conn_linger_close(struct conn *c)
         else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
             break;
     }
-    close(c->fd);
-    c->fd = -1;
 }
 
 /* A response, as the routes build it. */
@@ -297,7 +295,10 @@ static void reply_error(struct conn *c, int status)
     int n = snprintf(body, sizeof body, "%s\n", http_reason(status));
     const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
     size_t len = http_format_response(out, sizeof out, status, false, extra, body, (size_t)n, true);
-    if (conn_send(c, out, len, clock_deadline_ms(CONN_LINGER_MS)) == 0)
+    /* A response to a request only if one had begun: the 503 that closes a
+     * connection at shutdown before its first byte answers nothing (the
+     * caller counts it as `unasked`). */
+    if (conn_send(c, out, len, clock_deadline_ms(CONN_LINGER_MS)) == 0 && c->len > 0)
         atomic_fetch_add(&c->srv->requests, 1);
     conn_linger_close(c);
 }
@@ -424,14 +425,14 @@ static enum serve_result serve_request(struct conn *c, const char **why)
 }
 
 /* [snippet:conn_main] */
-void *conn_main(void *arg)
+void conn_serve(void *ctx, int fd, uint64_t id)
 {
-    struct conn *c = arg;
-    struct server *s = c->srv;
-    char name[16];
-    snprintf(name, sizeof name, "conn-%llu", (unsigned long long)c->id);
-    log_set_thread_name(name);
-    thread_set_name(name);
+    struct server *s = ctx;
+    struct conn *c = conn_new(s, id, fd);
+    if (c == NULL) {
+        log_warn("cannot serve a connection: out of memory");
+        return;
+    }
     log_debug("connection from %s", c->peer);
 
     /* (7) The token to watch while idle or reading a head: the server's
@@ -449,6 +450,7 @@ void *conn_main(void *arg)
                  * a crash. A connection that has had responses is simply
                  * closed: a keep-alive client expects that and retries. */
                 why = "shut down before its first request";
+                atomic_fetch_add(&s->unasked, 1);
                 reply_error(c, 503);
                 break;
             }
@@ -467,30 +469,8 @@ void *conn_main(void *arg)
             break;
     }
     log_debug("connection from %s closed after %u responses: %s", c->peer, c->served, why);
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
-    }
-    /* Released here, not when joined: the server's child list follows its
-     * live connections exactly. */
-    cancel_token_release(c->token);
-    c->token = NULL;
-    server_conn_finished(s, c); /* the last touch: the server may free c now */
-    return NULL;
+    /* Freed here, token and all, not when the thread is joined: the
+     * server's child list follows its live connections exactly. */
+    conn_free(c);
 }
 /* [/snippet] */
-
-void conn_refuse(int fd, const char *body)
-{
-    /* Read what already came (best effort): unread input at close time
-     * makes the kernel send a reset instead of a clean end. */
-    char sink[4096];
-    for (int k = 0; k < 16 && recv(fd, sink, sizeof sink, 0) > 0; k++)
-        ;
-    char out[256];
-    size_t n = http_format_response(out, sizeof out, 503, false, "Retry-After: 1\r\n", body,
-                                    strlen(body), true);
-    ssize_t w = send(fd, out, n, MSG_NOSIGNAL); /* one try: never block the accept loop */
-    (void)w;
-    shutdown(fd, SHUT_WR);
-}

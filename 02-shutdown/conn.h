@@ -23,15 +23,13 @@
 #include "cancel.h"
 #include "server.h"
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct conn {
     struct server *srv;         /* the server it belongs to */
-    pthread_t thread;           /* its thread; joined by the server */
     uint64_t id;                /* 1, 2, 3 ... in accept order (thread name conn-ID) */
-    int fd;                     /* the socket (non-blocking); -1 once closed */
+    int fd;                     /* the socket (non-blocking; the acceptor's, closed by it) */
     struct cancel_token *token; /* a child of the server's token */
     int watch_fd;               /* readable once token is cancelled (borrowed) */
     char peer[64];              /* "127.0.0.1:53412", for the log */
@@ -39,28 +37,12 @@ struct conn {
     char *buf;                  /* bytes read and not yet consumed */
     size_t cap;                 /* buf's size */
     size_t len;                 /* bytes in buf */
-    struct conn *prev;          /* neighbours in the server's live or done list */
-    struct conn *next;
 };
 
-/* conn_new: a connection for socket fd (taken over: closed on failure).
- * Returns NULL on ENOMEM. */
-struct conn *conn_new(struct server *srv, uint64_t id, int fd);
-
-/* conn_free: free a connection whose thread has been joined (or never
- * started). Closes the socket if still open, releases the token. */
-void conn_free(struct conn *c);
-
-/* conn_main: the connection thread (arg: the struct conn). Serves requests
- * until the client closes, a timeout, an error, or shutdown; then closes
- * the socket, calls server_conn_finished() and returns NULL. */
-void *conn_main(void *arg);
-
-/* conn_refuse: answer fd with a 503 carrying body (one line of text) and
- * shut down its sending side, without blocking (used by the accept loop at
- * the connection cap and for connections still in the backlog at
- * shutdown). The caller closes fd, best once the client has read the
- * answer and closed its side (server.c lingers for that). */
-void conn_refuse(int fd, const char *body);
+/* conn_serve: the work of one connection (an acceptor_serve_fn; ctx is the
+ * struct server), on the thread the acceptor started for it. Serves
+ * requests on socket fd until the client closes, a timeout, an error, or
+ * shutdown, then returns; the acceptor closes fd. */
+void conn_serve(void *ctx, int fd, uint64_t id);
 
 #endif /* CONN_H */

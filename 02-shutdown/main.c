@@ -14,6 +14,7 @@
  * sleeps until shutdown begins, then drains in order, within a grace
  * period, and joins and frees everything before "shutdown complete".
  */
+#include "acceptor.h"
 #include "cancel.h"
 #include "cli.h"
 #include "clock.h"
@@ -251,14 +252,14 @@ struct app {
     struct waitgroup workers;      /* the worker thread, for a wait with a deadline */
 };
 
-/* server_thread: the server under a drop guard on the shutdown token, so
- * the whole service shuts down when the server ends for any reason (an
+/* server_thread: the accept loop under a drop guard on the shutdown token,
+ * so the whole service shuts down when the loop ends for any reason (an
  * accept error, say), not only on a signal. */
 static void *server_thread(void *arg)
 {
     struct app *app = arg;
     struct cancel_guard guard = cancel_guard_new(cancel_token_clone(app->shutdown));
-    server_main(&app->server);
+    acceptor_main(app->server.acceptor);
     cancel_guard_drop(&guard);
     return NULL;
 }
@@ -282,6 +283,14 @@ static bool work_left(struct app *app)
            atomic_load(&app->worker.busy);
 }
 
+/* live_connections: connection threads running now. */
+static size_t live_connections(struct app *app)
+{
+    struct acceptor_stats st;
+    acceptor_stats(app->server.acceptor, &st);
+    return st.live;
+}
+
 /* grace_expired: log what is left, close the queue (so no job can be
  * answered 202 after the worker has counted what it abandons), then cancel
  * `force`: requests and jobs in progress stop at their next wait. */
@@ -291,7 +300,7 @@ static void grace_expired(struct app *app, int64_t grace_ms)
     log_warn("grace period of %lld ms expired: %llu requests in flight on %zu connections, %zu "
              "jobs queued; abandoning them",
              (long long)grace_ms, (unsigned long long)atomic_load(&app->server.in_flight),
-             server_live(&app->server), queue_len(&app->queue));
+             live_connections(app), queue_len(&app->queue));
     cancel_token_cancel(app->force); /* (12) everything in progress stops */
 }
 
@@ -304,15 +313,15 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
     bool expired = false;
     log_info("draining: %zu connections open, %llu requests in flight, %zu jobs queued; grace "
              "period %lld ms",
-             server_live(&app->server), (unsigned long long)atomic_load(&app->server.in_flight),
+             live_connections(app), (unsigned long long)atomic_load(&app->server.in_flight),
              queue_len(&app->queue), (long long)grace_ms);
-    /* (14) The server thread closes its listener and returns: a quick join
-     * (refused clients get at most SERVER_STOP_LINGER_MS to read their 503). */
+    /* (14) The accept loop closes its listener and returns: a quick join
+     * (refused clients get at most 100 ms to read their 503). */
     int err = pthread_join(server, NULL);
     if (err != 0)
         lock_die("pthread_join", err);
     /* (15) Requests in flight finish; idle connections have closed. */
-    if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0 && work_left(app)) {
+    if (acceptor_wait(app->server.acceptor, deadline) != 0 && work_left(app)) {
         grace_expired(app, grace_ms);
         expired = true;
     }
@@ -324,17 +333,17 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
         expired = true;
     }
     /* What is left stops at its next wait (force), or was no work at all
-     * (a connection closing, a worker returning); bound that too. */
+     * (a connection closing, a worker returning); bound that too. (17)
+     * acceptor_wait joins every connection thread as it returns 0. */
     int64_t last = clock_deadline_ms(FORCE_WAIT_MS);
-    if (waitgroup_wait(&app->server.conns, NULL, last) != 0 ||
+    if (acceptor_wait(app->server.acceptor, last) != 0 ||
         waitgroup_wait(&app->workers, NULL, last) != 0) {
         log_error("%zu connection threads and %zu worker threads did not stop in %d ms; "
                   "exiting without joining them",
-                  server_live(&app->server), waitgroup_count(&app->workers), FORCE_WAIT_MS);
+                  live_connections(app), waitgroup_count(&app->workers), FORCE_WAIT_MS);
         _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
     }
-    server_finish(&app->server); /* (17) join every connection thread */
-    return !expired;             /* work was cut short: exit 1 */
+    return !expired; /* work was cut short: exit 1 */
 }
 /* [/snippet] */
 
@@ -403,13 +412,16 @@ int main(int argc, char **argv)
     /* (13) Sleep until a signal (or a failing server) cancels shutdown. */
     cancel_token_wait(app.shutdown, -1);
     bool clean = drain(&app, server, cfg.no_drain ? 0 : cfg.grace_ms);
-    log_info("served %llu requests on %llu connections (%llu refused); processed %llu jobs",
-             (unsigned long long)atomic_load(&app.server.requests),
-             (unsigned long long)atomic_load(&app.server.accepted),
-             (unsigned long long)atomic_load(&app.server.refused),
+    struct acceptor_stats st;
+    acceptor_stats(app.server.acceptor, &st);
+    log_info("served %llu requests on %llu connections, %llu closed at shutdown before a request "
+             "(%llu refused); processed %llu jobs",
+             (unsigned long long)atomic_load(&app.server.requests), (unsigned long long)st.started,
+             (unsigned long long)atomic_load(&app.server.unasked),
+             (unsigned long long)(st.refused + st.failed + st.stopped),
              (unsigned long long)atomic_load(&app.worker.processed));
-    if (app.server.error != 0) {
-        log_error("shutdown after a server failure: %s", strerror(app.server.error));
+    if (st.error != 0) {
+        log_error("shutdown after a server failure: %s", strerror(st.error));
     } else if (!clean) {
         log_warn("shutdown incomplete: the grace period expired; %llu requests and %llu jobs "
                  "abandoned",

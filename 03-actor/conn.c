@@ -27,7 +27,19 @@
  * client pipelining large GETs cannot make us buffer without bound. */
 #define CONN_OUT_FLUSH (256 * 1024)
 
-struct conn *conn_new(struct server *s, uint64_t id, int fd)
+/* conn_free: free c (its socket is the acceptor's). */
+static void conn_free(struct conn *c)
+{
+    free(c->in);
+    free(c->argv);
+    free(c->scratch);
+    resp_buf_free(&c->out);
+    free(c);
+}
+
+/* conn_new: a connection for socket fd (borrowed from the acceptor), not
+ * yet running; NULL if out of memory. */
+static struct conn *conn_new(struct server *s, uint64_t id, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c != NULL) {
@@ -41,25 +53,11 @@ struct conn *conn_new(struct server *s, uint64_t id, int fd)
         c->in = malloc(c->in_cap);
     }
     if (c == NULL || c->argv == NULL || c->scratch == NULL || c->in == NULL) {
-        if (c != NULL) {
-            c->fd = -1;
+        if (c != NULL)
             conn_free(c);
-        }
-        close(fd);
         return NULL;
     }
     return c;
-}
-
-void conn_free(struct conn *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c->in);
-    free(c->argv);
-    free(c->scratch);
-    resp_buf_free(&c->out);
-    free(c);
 }
 
 /* What a command asks of the loop after its reply. */
@@ -439,13 +437,14 @@ static void close_after_reply(struct conn *c)
 }
 
 /* [snippet:conn_loop] */
-void *conn_main(void *arg)
+void conn_serve(void *ctx, int fd, uint64_t id)
 {
-    struct conn *c = arg;
-    struct server *s = c->server;
-    char name[16];
-    snprintf(name, sizeof name, "conn-%llu", (unsigned long long)c->id);
-    log_set_thread_name(name);
+    struct server *s = ctx;
+    struct conn *c = conn_new(s, id, fd);
+    if (c == NULL) {
+        log_warn("cannot serve a connection: out of memory");
+        return;
+    }
     /* Each connection works through its own clone of the handle. */
     c->cache = s->cache != NULL ? cache_handle_clone(s->cache) : NULL;
     const char *why = "client closed the connection";
@@ -496,8 +495,5 @@ void *conn_main(void *arg)
     c->cache = NULL;
     if (replied_last)
         close_after_reply(c);
-    close(c->fd);
-    c->fd = -1;
-    server_conn_finished(s, c); /* c may be freed from here on */
-    return NULL;
+    conn_free(c); /* the acceptor closes the socket once this returns */
 }

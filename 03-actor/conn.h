@@ -11,7 +11,6 @@
 
 #include "resp.h"
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,9 +20,7 @@ struct cache_handle;
 struct conn {
     struct server *server;      /* the server it belongs to */
     uint64_t id;                /* for the log: conn-<id> */
-    int fd;                     /* the socket (non-blocking); -1 once closed */
-    pthread_t thread;           /* its thread, joined by the server */
-    struct conn *prev, *next;   /* the server's live or done list (server->lock) */
+    int fd;                     /* the socket (non-blocking; the acceptor's, closed by it) */
     struct cache_handle *cache; /* its own clone of the handle (NULL with --mutex) */
     char *in;                   /* bytes received and not yet consumed */
     size_t in_len;              /* bytes in `in` */
@@ -34,16 +31,11 @@ struct conn {
     char *scratch;              /* the parser's inline scratch (limits.max_inline) */
 };
 
-/* conn_new: a connection for accepted socket fd, not yet started; NULL if
- * out of memory (fd is then closed). */
-struct conn *conn_new(struct server *s, uint64_t id, int fd);
-
-/* conn_main: the connection thread (arg: the conn). Serves commands until
- * the client leaves, QUIT, a protocol error, a timeout, or shutdown, then
- * closes the socket, releases its handle and calls server_conn_finished. */
-void *conn_main(void *arg);
-
-/* conn_free: free a connection whose thread has been joined. */
-void conn_free(struct conn *c);
+/* conn_serve: the work of one connection (an acceptor_serve_fn; ctx is the
+ * struct server), on the thread the acceptor started for it. Serves
+ * commands on socket fd until the client leaves, QUIT, a protocol error, a
+ * timeout, or shutdown, releases its handle and returns; the acceptor
+ * closes fd. */
+void conn_serve(void *ctx, int fd, uint64_t id);
 
 #endif /* CONN_H */

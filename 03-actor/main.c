@@ -17,6 +17,7 @@
  * actor), and only then says "shutdown complete". `actor bench` is in
  * bench.c.
  */
+#include "acceptor.h"
 #include "bench.h"
 #include "cache.h"
 #include "cancel.h"
@@ -28,7 +29,6 @@
 #include "parse.h"
 #include "server.h"
 #include "signals.h"
-#include "waitgroup.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -264,13 +264,13 @@ struct app {
     struct locked *locked;         /* --mutex: the shared map */
 };
 
-/* serve_main: the server under a drop guard on `shutdown`, so the
- * whole program shuts down if the server ends for any reason. */
+/* serve_main: the accept loop under a drop guard on `shutdown`, so the
+ * whole program shuts down if the loop ends for any reason. */
 static void *serve_main(void *arg)
 {
     struct app *app = arg;
     struct cancel_guard guard = cancel_guard_new(cancel_token_clone(app->shutdown));
-    server_main(&app->server);
+    acceptor_main(app->server.acceptor);
     cancel_guard_drop(&guard);
     return NULL;
 }
@@ -284,6 +284,14 @@ static void on_force(int signo, void *arg)
              (unsigned long long)atomic_load(&app->server.in_flight));
 }
 
+/* live_connections: connection threads running now. */
+static size_t live_connections(struct app *app)
+{
+    struct acceptor_stats st;
+    acceptor_stats(app->server.acceptor, &st);
+    return st.live;
+}
+
 /* [snippet:drain] */
 /* drain: the shutdown sequence, once `shutdown` is cancelled. Returns
  * false if a command or a reply had to be abandoned when the grace
@@ -292,7 +300,7 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
     log_info("draining: %zu connections open, %llu commands in flight; grace period %lld ms",
-             server_live(&app->server), (unsigned long long)atomic_load(&app->server.in_flight),
+             live_connections(app), (unsigned long long)atomic_load(&app->server.in_flight),
              (long long)grace_ms);
     /* (11) The accept loop closes the listener and returns. */
     int err = pthread_join(server, NULL);
@@ -301,21 +309,20 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
     /* (12) Each connection finishes the command it is executing (its
      * reply comes back from the actor) and writes its replies, then
      * closes; idle ones close now. */
-    if (waitgroup_wait(&app->server.conns, NULL, deadline) != 0) {
+    if (acceptor_wait(app->server.acceptor, deadline) != 0) {
         /* Connections still open are executing a command, writing replies
          * to a client that does not read them, or just closing. */
         log_warn("grace period of %lld ms expired: %zu connections still open, %llu commands in "
                  "flight; stopping them",
-                 (long long)grace_ms, server_live(&app->server),
+                 (long long)grace_ms, live_connections(app),
                  (unsigned long long)atomic_load(&app->server.in_flight));
         cancel_token_cancel(app->force); /* waits for replies and writes end with ECANCELED */
-        if (waitgroup_wait(&app->server.conns, NULL, clock_deadline_ms(FORCE_WAIT_MS)) != 0) {
+        if (acceptor_wait(app->server.acceptor, clock_deadline_ms(FORCE_WAIT_MS)) != 0) {
             log_error("%zu connection threads did not stop in %d ms; exiting without them",
-                      server_live(&app->server), FORCE_WAIT_MS);
+                      live_connections(app), FORCE_WAIT_MS);
             _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
         }
-    }
-    server_finish(&app->server); /* join every connection thread */
+    } /* acceptor_wait returned 0: every connection thread is joined */
     /* Cut short means a command or a reply was abandoned; a connection
      * that was only closing (grace 0 on an idle server) is no loss. */
     return atomic_load(&app->server.abandoned) == 0;
@@ -390,14 +397,16 @@ int main(int argc, char **argv)
     /* Sleep until a signal (or a failing server) cancels `shutdown`. */
     cancel_token_wait(app.shutdown, -1);
     bool clean = drain(&app, server, cfg.grace_ms);
+    struct acceptor_stats conns;
+    acceptor_stats(app.server.acceptor, &conns);
     log_info("served %llu commands on %llu connections (%llu refused, %llu closed for protocol "
              "errors)",
              (unsigned long long)atomic_load(&app.server.commands),
-             (unsigned long long)atomic_load(&app.server.accepted),
-             (unsigned long long)atomic_load(&app.server.refused),
+             (unsigned long long)conns.started,
+             (unsigned long long)(conns.refused + conns.failed + conns.stopped),
              (unsigned long long)atomic_load(&app.server.bad_frames));
-    if (app.server.error != 0)
-        log_error("shutdown after a server failure: %s", strerror(app.server.error));
+    if (conns.error != 0)
+        log_error("shutdown after a server failure: %s", strerror(conns.error));
     else if (!clean)
         log_warn("shutdown incomplete: the grace period expired; %llu commands or replies "
                  "abandoned",

@@ -3,9 +3,17 @@
  *
  * tokio counterpart: a TcpListener accept loop under select! with the
  * shutdown token, and a TaskTracker: tokio::spawn replaced by
- * pthread_create and the runtime's bookkeeping of tasks made explicit (a
- * list of live connections, a list of finished ones to join, a wait
- * group main can wait on).
+ * pthread_create, and the runtime's bookkeeping of tasks made explicit (a
+ * list of live connections, a list of finished ones to join, a wait group
+ * to wait on with a deadline).
+ *
+ * Close-on-exec is set by net_prepare just after accept(), so for an
+ * instant the new fd lacks it. That matters only to a program that runs
+ * fork+exec in another thread meanwhile (the child would inherit the
+ * socket); these programs never fork or exec. One that does would take
+ * the road not taken here: accept4(fd, NULL, NULL, SOCK_NONBLOCK |
+ * SOCK_CLOEXEC), behind a Linux seam (CONVENTIONS.md 3), since accept4 is
+ * not POSIX.1-2008.
  */
 #include "acceptor.h"
 
@@ -14,54 +22,93 @@
 #include "log.h"
 #include "net.h"
 #include "thread.h"
+#include "waitgroup.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A connection thread's stack: buffers are on the heap, and a thousand
- * threads at the default 8 MiB would reserve 8 GiB of address space.
- * Sanitizers need much more room per frame. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define ACCEPTOR_STACK (1024 * 1024)
-#else
-#define ACCEPTOR_STACK (256 * 1024)
-#endif
-
 /* The most connections accepted per wake-up: under a connect storm the
- * backlog never empties, and the loop must get back to poll to see the
- * token. */
+ * backlog never empties, and a loop that accepted "until EAGAIN" would
+ * never get back to poll to see the token. */
 #define ACCEPTOR_BATCH 64
 
 /* Resource errors from accept (EMFILE ...) back off from 10 ms, doubling
- * up to 1 s, instead of spinning. */
+ * up to 1 s, with the listener left out of the poll meanwhile, instead of
+ * spinning (mini-redis backs off the same way). */
 #define ACCEPTOR_BACKOFF_MIN_MS 10
 #define ACCEPTOR_BACKOFF_MAX_MS 1000
 
+/* How long a refused connection may linger for its client to read the
+ * refusal and close; once the loop is stopping, ACCEPTOR_STOP_LINGER_MS at
+ * most (main is waiting to join the loop). At most ACCEPTOR_LINGER_MAX
+ * linger at once; past that they are closed at once. */
+#define ACCEPTOR_LINGER_MS      1000
+#define ACCEPTOR_STOP_LINGER_MS 100
+#define ACCEPTOR_LINGER_MAX     64
+
+/* One connection thread. */
 struct acceptor_slot {
     struct acceptor *a;                /* the acceptor it belongs to */
     uint64_t id;                       /* its number, for the log */
     int fd;                            /* its socket, closed when the work returns */
-    pthread_t thread;                  /* its thread, joined by the accept loop or main */
+    pthread_t thread;                  /* its thread, joined by reap */
     struct acceptor_slot *prev, *next; /* the live or done list (a->lock) */
 };
 
-int acceptor_init(struct acceptor *a, const char *host, uint16_t port,
-                  const struct acceptor_config *cfg, acceptor_serve_fn *serve, void *ctx,
-                  struct cancel_token *token)
+/* A refused connection kept open briefly after its refusal, so that
+ * closing it does not reset the refusal away (see refuse). */
+struct acceptor_lingering {
+    int fd;           /* the socket, write side shut down */
+    int64_t deadline; /* closed at the latest by then (clock_now_ms) */
+};
+
+struct acceptor {
+    struct acceptor_config cfg; /* set at acceptor_new (force: our clone) */
+    acceptor_serve_fn *serve;   /* the work of one connection */
+    void *ctx;                  /* its first argument */
+    int listen_fd;              /* the listener; -1 once closed */
+    char addr[64];              /* the bound address, "127.0.0.1:7070" */
+    struct cancel_token *token; /* cancelled: stop accepting (our clone) */
+    int token_fd;               /* its fd, polled by the accept loop */
+    int force_fd;               /* cfg.force's fd, or -1 (poll skips it) */
+    struct waitgroup conns;     /* connection threads that have not finished */
+    int reap_read;              /* a pipe: the first thread to finish writes a byte */
+    int reap_write;             /*   so the accept loop wakes up to join it */
+    uint64_t next_id;           /* connection ids (accept loop only) */
+    struct acceptor_lingering lingering[ACCEPTOR_LINGER_MAX]; /* accept loop only */
+    size_t nlingering;                                        /* entries in use */
+
+    pthread_mutex_t lock;       /* protects live, done and the counts below */
+    struct acceptor_slot *live; /* connections whose thread runs (a list) */
+    struct acceptor_slot *done; /* finished threads, to be joined and freed */
+    struct acceptor_stats st;   /* the counts; st.live is the length of `live` */
+};
+
+int acceptor_new(struct acceptor **out, const char *host, uint16_t port,
+                 const struct acceptor_config *cfg, acceptor_serve_fn *serve, void *ctx,
+                 struct cancel_token *token)
 {
-    memset(a, 0, sizeof *a);
+    struct acceptor *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return ENOMEM;
     a->cfg = *cfg;
+    if (a->cfg.stack_size == 0)
+        a->cfg.stack_size = ACCEPTOR_STACK_DEFAULT;
+    if (a->cfg.refuse_failed == NULL)
+        a->cfg.refuse_failed = a->cfg.refuse_full;
     a->serve = serve;
     a->ctx = ctx;
-    a->listen_fd = a->reap_read = a->reap_write = -1;
+    a->listen_fd = a->reap_read = a->reap_write = a->force_fd = -1;
     int err = net_listen(host, port, 511, &a->listen_fd);
     if (err != 0)
-        return err;
+        goto out_free;
     net_local_addr(a->listen_fd, a->addr, sizeof a->addr);
     int p[2];
     if ((err = net_pipe(p)) != 0)
@@ -69,19 +116,31 @@ int acceptor_init(struct acceptor *a, const char *host, uint16_t port,
     a->reap_read = p[0];
     a->reap_write = p[1];
     a->token = cancel_token_clone(token);
-    if ((err = cancel_token_fd(a->token, &a->token_fd)) != 0)
-        goto out_release_token;
+    a->cfg.force = cfg->force != NULL ? cancel_token_clone(cfg->force) : NULL;
+    /* Both fds are made now: the loop only polls them. */
+    if ((err = cancel_token_fd(a->token, &a->token_fd)) != 0 ||
+        (a->cfg.force != NULL && (err = cancel_token_fd(a->cfg.force, &a->force_fd)) != 0))
+        goto out_release_tokens;
     lock_mutex_init(&a->lock);
     waitgroup_init(&a->conns);
+    *out = a;
     return 0;
 
-out_release_token:
+out_release_tokens:
+    cancel_token_release(a->cfg.force);
     cancel_token_release(a->token);
     close(a->reap_read);
     close(a->reap_write);
 out_close_listener:
     close(a->listen_fd);
+out_free:
+    free(a);
     return err;
+}
+
+const char *acceptor_addr(const struct acceptor *a)
+{
+    return a->addr;
 }
 
 /* reap: join and free every finished connection thread; the list is
@@ -95,6 +154,7 @@ static void reap(struct acceptor *a)
     struct acceptor_slot *c = a->done;
     a->done = NULL;
     lock_release(&a->lock);
+    unsigned joined = 0;
     while (c != NULL) {
         struct acceptor_slot *next = c->next;
         int err = pthread_join(c->thread, NULL); /* it has returned, or is returning */
@@ -102,7 +162,10 @@ static void reap(struct acceptor *a)
             lock_die("pthread_join", err);
         free(c);
         c = next;
+        joined++;
     }
+    if (joined > 0)
+        log_trace("joined %u finished connection threads", joined);
 }
 
 /* live_remove: take c out of the live list. a->lock held. */
@@ -114,7 +177,7 @@ static void live_remove(struct acceptor *a, struct acceptor_slot *c)
         a->live = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    a->nlive--;
+    a->st.live--;
 }
 
 /* slot_main: a connection thread: the work, then the bookkeeping. */
@@ -129,41 +192,40 @@ static void *slot_main(void *arg)
     a->serve(a->ctx, c->fd, c->id);
     close(c->fd);
     c->fd = -1;
-    atomic_fetch_add(&a->finished, 1);
     lock_acquire(&a->lock);
+    a->st.finished++; /* with the live count, under one lock: a snapshot adds up */
     live_remove(a, c);
     bool first = a->done == NULL;
     c->prev = NULL;
     c->next = a->done;
     a->done = c;
     lock_release(&a->lock);
-    if (first) { /* one byte per batch of finished threads */
+    /* One byte per batch of finished threads, not per thread: the accept
+     * loop takes the whole list when it wakes. */
+    if (first) {
         char byte = 1;
         ssize_t n = write(a->reap_write, &byte, 1); /* a full pipe: a wake-up is pending */
         (void)n;
     }
-    waitgroup_done(&a->conns); /* last: main may destroy everything once it reaches zero */
+    waitgroup_done(&a->conns); /* last: main may free everything once it reaches zero */
     return NULL;
 }
 
-/* How long a refused connection may linger for its client to read the
- * refusal and close; once the loop is stopping, ACCEPTOR_STOP_LINGER_MS at
- * most. */
-#define ACCEPTOR_LINGER_MS      1000
-#define ACCEPTOR_STOP_LINGER_MS 100
-
-/* refuse: past the cap, send the refusal, and close once the client has
- * read it (or after ACCEPTOR_LINGER_MS). Closing at once would often
- * destroy it: bytes the client sends after our close get a reset, and a
- * reset makes its kernel drop the refusal it had not read yet. Best effort:
- * the socket is non-blocking and the line is short, so it fits the send
- * buffer. */
-static void refuse(struct acceptor *a, int fd)
+/* refuse: send text (a refusal) and close fd once the client has read it
+ * (or after ACCEPTOR_LINGER_MS). Closing at once would often destroy it:
+ * bytes the client sent, or sends after our close, make the kernel send a
+ * reset, and a reset makes the client's kernel drop the refusal it had not
+ * read yet. So: read what already came, send, FIN (SHUT_WR), then linger
+ * in the accept loop's poll until the client closes. Best effort and
+ * non-blocking: one send of a short text. The caller has counted it. */
+static void refuse(struct acceptor *a, int fd, const char *text)
 {
-    atomic_fetch_add(&a->refused, 1);
-    ssize_t n = send(fd, a->cfg.refusal, strlen(a->cfg.refusal), MSG_NOSIGNAL);
+    char sink[4096];
+    for (int k = 0; k < 16 && recv(fd, sink, sizeof sink, 0) > 0; k++)
+        ; /* at most 64 KiB: the rest is drained while lingering */
+    ssize_t n = send(fd, text, strlen(text), MSG_NOSIGNAL); /* one try: never block the loop */
     (void)n;
-    shutdown(fd, SHUT_WR); /* FIN after the refusal, so the client reads it */
+    shutdown(fd, SHUT_WR);
     if (a->nlingering == ACCEPTOR_LINGER_MAX) {
         close(fd); /* under a flood: give up on politeness */
         return;
@@ -207,53 +269,75 @@ static void linger_serve(struct acceptor *a, const struct pollfd *p, size_t n)
     }
 }
 
+/* count: one more accepted connection, and what became of it (*outcome
+ * is a field of a->st), in one step: a snapshot always adds up. */
+static void count(struct acceptor *a, uint64_t *outcome)
+{
+    lock_acquire(&a->lock);
+    a->st.accepted++;
+    (*outcome)++;
+    lock_release(&a->lock);
+}
+
 /* spawn: start a thread for accepted socket fd, or refuse it. */
 static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
 {
-    int err = net_prepare(fd); /* non-blocking, close-on-exec, no Nagle */
+    /* Non-blocking first, whatever happens next: on Linux an accepted
+     * socket does not inherit O_NONBLOCK from the listener, and even a
+     * refusal must never block this loop. */
+    int err = net_prepare(fd);
     if (err != 0) {
         log_warn("cannot set up a connection: %s", strerror(err));
+        count(a, &a->st.failed);
         close(fd);
         return;
     }
     lock_acquire(&a->lock);
-    bool full = a->nlive >= a->cfg.max_connections;
+    bool full = a->st.live >= a->cfg.max_connections;
+    if (full) {
+        a->st.accepted++;
+        a->st.refused++;
+    }
     lock_release(&a->lock);
     if (full) {
-        refuse(a, fd);
+        refuse(a, fd, a->cfg.refuse_full); /* past the cap, politely */
         return;
     }
     struct acceptor_slot *c = calloc(1, sizeof *c);
     if (c == NULL) {
         log_warn("cannot serve a connection: out of memory");
-        close(fd);
+        count(a, &a->st.failed);
+        refuse(a, fd, a->cfg.refuse_failed);
         return;
     }
     c->a = a;
     c->id = ++a->next_id;
     c->fd = fd;
-    /* Counted and listed before the thread starts: a waiter must never see
-     * zero while one is starting, and it may finish at once. */
+    /* Counted and listed before the thread starts: it may finish at once,
+     * and neither a waiter (zero while one is starting) nor a snapshot
+     * (more finished than started) may see it finish before it began. */
     waitgroup_add(&a->conns, 1);
     lock_acquire(&a->lock);
     c->next = a->live;
     if (a->live != NULL)
         a->live->prev = c;
     a->live = c;
-    a->nlive++;
+    a->st.live++;
+    a->st.accepted++;
+    a->st.started++;
     lock_release(&a->lock);
     err = pthread_create(&c->thread, attr, slot_main, c);
-    if (err != 0) {
+    if (err != 0) { /* undone in one step: it moves from started to failed */
         log_warn("cannot start a connection thread: %s", strerror(err));
         lock_acquire(&a->lock);
         live_remove(a, c);
+        a->st.started--;
+        a->st.failed++;
         lock_release(&a->lock);
         waitgroup_done(&a->conns);
         free(c);
-        refuse(a, fd);
-        return;
+        refuse(a, fd, a->cfg.refuse_failed);
     }
-    atomic_fetch_add(&a->accepted, 1);
 }
 
 /* accept_ready: accept pending connections, at most a batch, none once
@@ -261,9 +345,11 @@ static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
  * error, or -1 after an error retrying cannot fix. */
 static int accept_ready(struct acceptor *a, const pthread_attr_t *attr, int backoff)
 {
+    int err;
     for (int i = 0; i < ACCEPTOR_BATCH && !cancel_token_is_cancelled(a->token); i++) {
         int fd = accept(a->listen_fd, NULL, NULL);
         if (fd >= 0) {
+            log_trace("accepted a connection (%d this wake-up)", i + 1);
             spawn(a, fd, attr);
             continue;
         }
@@ -273,8 +359,10 @@ static int accept_ready(struct acceptor *a, const pthread_attr_t *attr, int back
         case EWOULDBLOCK:
 #endif
             return 0;
-        /* That one connection failed (see accept(2), "Error handling"):
-         * the listener is fine. */
+        /* Retry: the client gave up before we took it (ECONNABORTED), or
+         * Linux passed that one connection's network error up through
+         * accept (see accept(2), "Error handling"), or a firewall refused
+         * it (EPERM). The listener itself is fine. */
         case EINTR:
         case ECONNABORTED:
         case EPROTO:
@@ -296,14 +384,66 @@ static int accept_ready(struct acceptor *a, const pthread_attr_t *attr, int back
             log_warn("accept: %s; pausing %d ms", strerror(errno), backoff);
             return backoff;
         default:
-            a->error = errno;
-            log_error("accept: %s", strerror(errno));
+            err = errno;
+            lock_acquire(&a->lock);
+            a->st.error = err;
+            lock_release(&a->lock);
+            log_error("accept: %s", strerror(err));
             return -1;
         }
     }
-    return 0;
+    return 0; /* a full batch: the rest after the next poll, which returns at once */
 }
 
+/* refuse_backlog: connections the kernel completed before we stopped
+ * would be reset by closing the listener; answer them refuse_stopping
+ * instead, so a client can tell "not served, retry elsewhere" from a
+ * broken connection. Only as many as can linger; past that, resets. */
+static void refuse_backlog(struct acceptor *a)
+{
+    int fd;
+    /* Bounded: clients that keep connecting must not keep us here. */
+    for (int i = 0; i < ACCEPTOR_LINGER_MAX && ((fd = accept(a->listen_fd, NULL, NULL)) >= 0 ||
+                                                errno == EINTR || errno == ECONNABORTED);
+         i++) {
+        if (fd < 0)
+            continue;
+        if (net_prepare(fd) == 0) {
+            count(a, &a->st.stopped);
+            refuse(a, fd, a->cfg.refuse_stopping);
+        } else {
+            count(a, &a->st.failed);
+            close(fd);
+        }
+    }
+}
+
+/* linger_stop: after the listener is closed, give the refused clients a
+ * last moment to read their refusal, but a short one (main is waiting to
+ * join this thread, and the grace period runs; on loopback a client reads
+ * its answer in well under a millisecond), and none once force is
+ * cancelled. */
+static void linger_stop(struct acceptor *a)
+{
+    int64_t stop_by = clock_deadline_ms(ACCEPTOR_STOP_LINGER_MS);
+    for (size_t i = 0; i < a->nlingering; i++)
+        if (a->lingering[i].deadline > stop_by)
+            a->lingering[i].deadline = stop_by;
+    while (a->nlingering > 0) {
+        struct pollfd p[1 + ACCEPTOR_LINGER_MAX] = {{.fd = a->force_fd, .events = POLLIN}};
+        int64_t wake = -1;
+        nfds_t nl = linger_poll(a, p + 1, &wake);
+        if (poll(p, 1 + nl, clock_poll_timeout(wake)) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents != 0)
+            break;
+        linger_serve(a, p + 1, nl);
+    }
+    while (a->nlingering > 0)
+        close(a->lingering[--a->nlingering].fd);
+}
+
+/* [snippet:accept_loop] */
 void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
@@ -312,13 +452,14 @@ void *acceptor_main(void *arg)
     log_info("listening on %s", a->addr);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, ACCEPTOR_STACK);
+    pthread_attr_setstacksize(&attr, a->cfg.stack_size);
 
     int64_t pause_until = -1; /* during an accept backoff: when it ends */
-    int last_pause = 0;       /* the previous backoff (ms) */
+    int last_pause = 0;       /* the previous backoff (ms), doubled on the next error */
     for (;;) {
-        /* One poll: the listener (left out during a backoff), the token,
-         * the reap pipe and the refused connections still lingering. */
+        /* (5) One poll: the listener, the token (select!'s other arm), the
+         * reap pipe and the refused connections still lingering. During a
+         * backoff the listener is left out. */
         struct pollfd p[3 + ACCEPTOR_LINGER_MAX] = {
             {.fd = pause_until >= 0 ? -1 : a->listen_fd, .events = POLLIN},
             {.fd = a->token_fd, .events = POLLIN},
@@ -326,75 +467,70 @@ void *acceptor_main(void *arg)
         };
         int64_t wake = pause_until;
         nfds_t nl = linger_poll(a, p + 3, &wake);
-        int n = poll(p, 3 + nl, clock_poll_timeout(wake));
-        if (n < 0 && errno != EINTR) {
-            a->error = errno;
-            log_error("poll: %s", strerror(errno));
+        if (poll(p, 3 + nl, clock_poll_timeout(wake)) < 0 && errno != EINTR) {
+            int err = errno;
+            lock_acquire(&a->lock);
+            a->st.error = err;
+            lock_release(&a->lock);
+            log_error("poll: %s", strerror(err));
             break;
         }
-        if (p[1].revents != 0) {
-            log_info("no new connections: shutting down");
+        if (p[1].revents != 0) { /* token.cancelled() */
+            log_info("server shutting down: no new connections");
+            if (a->cfg.refuse_stopping != NULL)
+                refuse_backlog(a);
             break;
         }
         if (p[2].revents != 0)
-            reap(a);
+            reap(a); /* join the threads that have finished */
         linger_serve(a, p + 3, nl);
         bool pause_over = pause_until >= 0 && clock_now_ms() >= pause_until;
         if (pause_over)
             pause_until = -1;
         if (pause_until < 0 && (p[0].revents != 0 || pause_over)) {
-            int pause = accept_ready(a, &attr, last_pause);
+            int pause = accept_ready(a, &attr, last_pause); /* a thread each, or refuse */
             if (pause < 0)
                 break;
             last_pause = pause;
             pause_until = pause > 0 ? clock_deadline_ms(pause) : -1;
         }
     }
-    /* Dropping the listener: from here on a connect is refused. */
+    /* (6) Dropping the listener: from here on a connect is refused. */
     close(a->listen_fd);
     a->listen_fd = -1;
+    /* [/snippet] */
     pthread_attr_destroy(&attr);
-    /* The last refused clients get a moment to read their refusal, but a
-     * short one: main is waiting to join this thread. */
-    int64_t stop_by = clock_deadline_ms(ACCEPTOR_STOP_LINGER_MS);
-    for (size_t i = 0; i < a->nlingering; i++)
-        if (a->lingering[i].deadline > stop_by)
-            a->lingering[i].deadline = stop_by;
-    while (a->nlingering > 0) {
-        struct pollfd p[ACCEPTOR_LINGER_MAX];
-        int64_t wake = -1;
-        nfds_t nl = linger_poll(a, p, &wake);
-        if (poll(p, nl, clock_poll_timeout(wake)) < 0 && errno != EINTR)
-            break;
-        linger_serve(a, p, nl);
-    }
-    while (a->nlingering > 0)
-        close(a->lingering[--a->nlingering].fd);
+    linger_stop(a);
     reap(a);
     return NULL;
 }
 
-size_t acceptor_live(struct acceptor *a)
+int acceptor_wait(struct acceptor *a, int64_t deadline_ms)
+{
+    if (waitgroup_wait(&a->conns, NULL, deadline_ms) != 0)
+        return ETIMEDOUT;
+    reap(a); /* every thread is on the done list by now */
+    return 0;
+}
+
+void acceptor_stats(struct acceptor *a, struct acceptor_stats *st)
 {
     lock_acquire(&a->lock);
-    size_t n = a->nlive;
+    *st = a->st;
     lock_release(&a->lock);
-    return n;
 }
 
-size_t acceptor_finish(struct acceptor *a)
+void acceptor_free(struct acceptor *a)
 {
-    reap(a);
-    return acceptor_live(a);
-}
-
-void acceptor_destroy(struct acceptor *a)
-{
+    if (a == NULL)
+        return;
     if (a->listen_fd >= 0)
         close(a->listen_fd);
     close(a->reap_read);
     close(a->reap_write);
     waitgroup_destroy(&a->conns);
     lock_mutex_destroy(&a->lock);
+    cancel_token_release(a->cfg.force);
     cancel_token_release(a->token);
+    free(a);
 }

@@ -1,8 +1,9 @@
 /* acceptor.h - an accept loop that starts a thread per connection, and the
- * record of those threads so shutdown can wait for them and join them.
+ * record of those threads, so shutdown can wait for them and join them.
  *
  * tokio counterpart:
  *
+ *     let tracker = TaskTracker::new();
  *     loop {
  *         tokio::select! {
  *             res = listener.accept() => {
@@ -12,96 +13,115 @@
  *             _ = token.cancelled() => break,
  *         }
  *     }
- *     tracker.close(); tracker.wait().await;
+ *     tracker.close();
+ *     timeout(grace, tracker.wait()).await;
  *
- * The same design as the servers of chapters 02 and 03 (their server.c),
- * with the per-connection work passed in as a function, so the loop knows
- * nothing about the protocol: a cap on live connections (past it, a
- * one-line refusal and close), a backoff on EMFILE instead of a spin, a
- * batch of accepts per wake-up, finished threads joined as they end.
+ * The work of a connection is passed in as a function, so the loop knows
+ * nothing about the protocol; what a protocol must say when it refuses a
+ * connection is passed in as text. Every server of the repository runs on
+ * it: a cap on live connections (past it, the refusal, then a close once
+ * the client has read it), a backoff on EMFILE instead of a spin, a batch
+ * of accepts per wake-up, finished threads joined as they end.
+ *
+ * The type is opaque: main reads it through acceptor_stats and waits on it
+ * with acceptor_wait, never through its fields.
  */
 #ifndef ACCEPTOR_H
 #define ACCEPTOR_H
 
 #include "cancel.h"
-#include "waitgroup.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* The work of one connection, run on its own thread: serve socket fd
- * (non-blocking, close-on-exec, no Nagle) until done. The acceptor closes
- * fd after it returns. id numbers connections from 1, for the log. */
+/* The work of one connection, run on a thread of its own (named conn-ID):
+ * serve socket fd (non-blocking, close-on-exec, no Nagle) until done, and
+ * return. fd stays the acceptor's: it is closed after serve returns, so
+ * serve may shut it down but must not close it. id numbers connections
+ * from 1, for the log. */
 typedef void acceptor_serve_fn(void *ctx, int fd, uint64_t id);
 
+/* The default stack of a connection thread: buffers belong on the heap,
+ * and a thousand threads at glibc's default 8 MiB would reserve 8 GiB of
+ * address space. Sanitizers need much more room per frame. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ACCEPTOR_STACK_DEFAULT (1024 * 1024)
+#else
+#define ACCEPTOR_STACK_DEFAULT (256 * 1024)
+#endif
+
+/* What an acceptor is told at acceptor_new. The refusals are protocol-
+ * shaped bytes ("-ERR max number of clients reached\r\n", a whole HTTP 503
+ * response), sent once without blocking: keep them short (they must fit
+ * the socket's send buffer) and alive as long as the acceptor. */
 struct acceptor_config {
-    size_t max_connections; /* served at once; past it `refusal` is sent and the socket closed */
-    const char *refusal;    /* the refusal, protocol-shaped ("error: ...\n") */
+    size_t max_connections;      /* connections served at once; past it refuse_full */
+    const char *refuse_full;     /* sent past the cap (required) */
+    const char *refuse_failed;   /* sent when no thread can be started; NULL: refuse_full */
+    const char *refuse_stopping; /* sent to connections still in the listen backlog at
+                                    shutdown; NULL: none, closing the listener resets them */
+    size_t stack_size;           /* a connection thread's stack; 0: ACCEPTOR_STACK_DEFAULT */
+    struct cancel_token *force;  /* cancelled: stop waiting for refused clients to read their
+                                    refusal at shutdown (NULL: wait up to 100 ms); cloned */
 };
 
-struct acceptor_slot; /* one connection thread (acceptor.c) */
-
-/* A refused connection kept open briefly after its refusal, so that
- * closing it does not reset the refusal away (see acceptor.c). */
-struct acceptor_lingering {
-    int fd;           /* the socket, write side shut down */
-    int64_t deadline; /* closed at the latest by then (clock_now_ms) */
+/* A consistent snapshot of the counts (all taken under one lock):
+ * accepted == started + failed + refused + stopped, and
+ * live == started - finished, at every instant. */
+struct acceptor_stats {
+    uint64_t accepted; /* connections taken from the listener, refused ones included */
+    uint64_t started;  /* given a connection thread (counted as it starts; a start that
+                          fails moves it to `failed`) */
+    uint64_t finished; /* of those, threads whose work has returned */
+    uint64_t refused;  /* refused at the cap (refuse_full) */
+    uint64_t failed;   /* not served for want of a thread, memory or a socket set-up
+                          (refuse_failed, when the socket could be set up) */
+    uint64_t stopped;  /* refused from the backlog at shutdown (refuse_stopping) */
+    size_t live;       /* connection threads running now */
+    int error;         /* why acceptor_main stopped early (an E* code), or 0 */
 };
 
-/* The most refused connections kept lingering at once; more are closed
- * at once. */
-#define ACCEPTOR_LINGER_MAX 64
+struct acceptor; /* opaque (acceptor.c) */
 
-struct acceptor {
-    struct acceptor_config cfg; /* set at acceptor_init */
-    acceptor_serve_fn *serve;   /* the work of one connection */
-    void *ctx;                  /* its first argument */
-    int listen_fd;              /* the listener; -1 once closed */
-    char addr[64];              /* the bound address, "127.0.0.1:7070" */
-    struct cancel_token *token; /* cancelled: stop accepting (a clone) */
-    int token_fd;               /* its fd, polled by the accept loop */
-    struct waitgroup conns;     /* connection threads that have not finished */
-
-    pthread_mutex_t lock;       /* protects live, done and nlive */
-    struct acceptor_slot *live; /* connections whose thread runs (a list) */
-    struct acceptor_slot *done; /* finished threads, to be joined and freed */
-    size_t nlive;               /* length of `live` */
-    int reap_read;              /* a pipe: the first thread to finish writes a byte */
-    int reap_write;             /*   so the accept loop wakes up to join it */
-    uint64_t next_id;           /* connection ids (accept loop only) */
-    struct acceptor_lingering lingering[ACCEPTOR_LINGER_MAX]; /* accept loop only */
-    size_t nlingering;                                        /* entries in use */
-    atomic_uint_fast64_t accepted;                            /* connections accepted */
-    atomic_uint_fast64_t refused;                             /* connections refused at the cap */
-    atomic_uint_fast64_t finished; /* connection threads whose work has returned */
-    int error;                     /* set if acceptor_main failed (an E* code) */
-};
-
-/* acceptor_init: bind host:port (port 0: any free one) and set up, without
+/* acceptor_new: bind host:port (port 0: any free one) and set up, without
  * starting a thread, so a bad address or a port in use is reported before
- * anything runs. token is cloned. 0 or an E* code (EADDRINUSE ...). */
-int acceptor_init(struct acceptor *a, const char *host, uint16_t port,
-                  const struct acceptor_config *cfg, acceptor_serve_fn *serve, void *ctx,
-                  struct cancel_token *token);
+ * anything runs. serve(ctx, ...) is the work of each connection; token,
+ * once cancelled, stops the accept loop (it is cloned). Sets *out and
+ * returns 0, or returns an E* code (EADDRINUSE, EADDRNOTAVAIL, EMFILE,
+ * ENOMEM ...). */
+int acceptor_new(struct acceptor **out, const char *host, uint16_t port,
+                 const struct acceptor_config *cfg, acceptor_serve_fn *serve, void *ctx,
+                 struct cancel_token *token);
 
-/* acceptor_main: the accept loop (a thread entry point; arg: the acceptor).
- * Logs "listening on ADDR", runs until a->token is cancelled, then closes
- * the listener and returns; connection threads carry on until their own
- * work notices the token. On an accept error retrying cannot fix, it sets
- * a->error and returns. */
+/* acceptor_addr: the bound address, "127.0.0.1:7070" (the port chosen
+ * when port 0 was asked for). Valid until acceptor_free. */
+const char *acceptor_addr(const struct acceptor *a);
+
+/* acceptor_main: the accept loop (a thread entry point; arg: the
+ * acceptor). Logs "listening on ADDR" and runs until the token is
+ * cancelled; then answers the backlog refuse_stopping (if set), closes the
+ * listener, lets the refused clients read their refusal (100 ms at most,
+ * less if force is cancelled) and returns. Connection threads carry on
+ * until their own work notices the token. On an error retrying cannot fix
+ * (poll, accept) it logs it, records it for acceptor_stats and returns
+ * early; it cancels nothing itself. Returns NULL. */
 void *acceptor_main(void *arg);
 
-/* acceptor_live: connections whose thread is still running. */
-size_t acceptor_live(struct acceptor *a);
+/* acceptor_wait: wait until every connection thread has finished, or
+ * until deadline_ms (monotonic, clock.h; -1: no deadline), and join the
+ * finished ones. Returns 0 (none is left running: all joined) or ETIMEDOUT.
+ * Meant for after acceptor_main has returned: before that, a new
+ * connection can start the moment it returns 0. Not cancellable (main
+ * calls it with the grace deadline). */
+int acceptor_wait(struct acceptor *a, int64_t deadline_ms);
 
-/* acceptor_finish: join every finished connection thread and free it;
- * returns how many still run (0 once a->conns has reached zero). */
-size_t acceptor_finish(struct acceptor *a);
+/* acceptor_stats: fill *st with a snapshot of the counts. Takes the
+ * acceptor's lock briefly; never blocks on I/O. */
+void acceptor_stats(struct acceptor *a, struct acceptor_stats *st);
 
-/* acceptor_destroy: close and free what acceptor_init set up. Every
- * connection thread must be joined (acceptor_finish returned 0). */
-void acceptor_destroy(struct acceptor *a);
+/* acceptor_free: close and free what acceptor_new set up. acceptor_main
+ * must have returned (or never run) and every connection thread must be
+ * joined (acceptor_wait returned 0). NULL is a no-op. */
+void acceptor_free(struct acceptor *a);
 
 #endif /* ACCEPTOR_H */

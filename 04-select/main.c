@@ -25,7 +25,6 @@
 #include "log.h"
 #include "parse.h"
 #include "signals.h"
-#include "waitgroup.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -553,7 +552,7 @@ struct lines_app {
     struct cancel_token *force;    /* root: cancelled when the grace period ends */
     struct cancel_token *shutdown; /* child of force: cancelled by the first signal */
     struct lines_server server;    /* the connections' shared state */
-    struct acceptor acceptor;      /* the accept loop and its threads */
+    struct acceptor *acceptor;     /* the accept loop and its threads */
 };
 
 /* accept_main: the accept loop, under a drop guard on `shutdown`, so the
@@ -562,19 +561,26 @@ static void *accept_main(void *arg)
 {
     struct lines_app *app = arg;
     struct cancel_guard guard = cancel_guard_new(cancel_token_clone(app->shutdown));
-    acceptor_main(&app->acceptor);
+    acceptor_main(app->acceptor);
     cancel_guard_drop(&guard);
     return NULL;
 }
 
-/* lines_on_force: the second signal's last words (atomics only). */
+/* live_connections: connection threads running now. */
+static size_t live_connections(struct lines_app *app)
+{
+    struct acceptor_stats st;
+    acceptor_stats(app->acceptor, &st);
+    return st.live;
+}
+
+/* lines_on_force: the second signal's last words. acceptor_stats takes a
+ * lock that no thread holds for longer than a list update, so this cannot
+ * hang; its snapshot is consistent, so the count cannot go negative. */
 static void lines_on_force(int signo, void *arg)
 {
     (void)signo;
-    struct lines_app *app = arg;
-    log_warn("exiting at once: %llu connections still open",
-             (unsigned long long)(atomic_load(&app->acceptor.accepted) -
-                                  atomic_load(&app->acceptor.finished)));
+    log_warn("exiting at once: %zu connections still open", live_connections(arg));
 }
 
 /* [snippet:lines_drain] */
@@ -593,17 +599,16 @@ static bool lines_drain(struct lines_app *app, pthread_t acceptor, int64_t grace
         lock_die("pthread_join", err);
     /* (16) Every connection saw the token in its poll: it writes its
      * pending replies and a goodbye, and closes. */
-    if (waitgroup_wait(&app->acceptor.conns, NULL, deadline) != 0) {
+    if (acceptor_wait(app->acceptor, deadline) != 0) {
         log_warn("grace period of %lld ms expired: %zu connections still writing; stopping them",
-                 (long long)grace_ms, acceptor_live(&app->acceptor));
+                 (long long)grace_ms, live_connections(app));
         cancel_token_cancel(app->force);
-        if (waitgroup_wait(&app->acceptor.conns, NULL, clock_deadline_ms(FORCE_WAIT_MS)) != 0) {
+        if (acceptor_wait(app->acceptor, clock_deadline_ms(FORCE_WAIT_MS)) != 0) {
             log_error("%zu connection threads did not stop in %d ms; exiting without them",
-                      acceptor_live(&app->acceptor), FORCE_WAIT_MS);
+                      live_connections(app), FORCE_WAIT_MS);
             _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
         }
-    }
-    acceptor_finish(&app->acceptor); /* join every connection thread */
+    } /* acceptor_wait returned 0: every connection thread is joined */
     return atomic_load(&app->server.abandoned) == 0;
 }
 /* [/snippet] */
@@ -631,10 +636,13 @@ static int lines_main(int argc, char **argv)
         fprintf(stderr, "error: cannot start: %s\n", strerror(err));
         goto out_release_tokens;
     }
+    /* The backlog at shutdown gets no refusal: closing the listener resets
+     * it (refuse_stopping NULL). */
     struct acceptor_config acfg = {.max_connections = cfg.max_connections,
-                                   .refusal = "error: too many connections\n"};
-    err = acceptor_init(&app.acceptor, cfg.host, cfg.port, &acfg, lines_serve, &app.server,
-                        conn_token);
+                                   .refuse_full = "error: too many connections\n",
+                                   .force = app.force};
+    err = acceptor_new(&app.acceptor, cfg.host, cfg.port, &acfg, lines_serve, &app.server,
+                       conn_token);
     if (err != 0) {
         fprintf(stderr, "error: cannot bind '%s': %s\n", cfg.bind,
                 err == EADDRNOTAVAIL ? "no such address here (unknown host, or not this machine's)"
@@ -657,20 +665,21 @@ static int lines_main(int argc, char **argv)
     }
     cancel_token_wait(app.shutdown, -1); /* sleep until a signal */
     bool clean = lines_drain(&app, acceptor, cfg.grace_ms);
+    struct acceptor_stats conns;
+    acceptor_stats(app.acceptor, &conns);
     log_info("lines answered: %llu (%llu bytes); connections: %llu accepted, %llu refused, %llu "
              "ended mid-line, %llu told goodbye at shutdown; %llu ticks served",
              (unsigned long long)atomic_load(&app.server.lines),
-             (unsigned long long)atomic_load(&app.server.bytes),
-             (unsigned long long)atomic_load(&app.acceptor.accepted),
-             (unsigned long long)atomic_load(&app.acceptor.refused),
+             (unsigned long long)atomic_load(&app.server.bytes), (unsigned long long)conns.started,
+             (unsigned long long)(conns.refused + conns.failed + conns.stopped),
              (unsigned long long)atomic_load(&app.server.cut),
              (unsigned long long)atomic_load(&app.server.goodbyes),
              (unsigned long long)atomic_load(&app.server.ticks));
     if (cfg.lines.unsafe_reader)
         log_warn("--unsafe dropped %llu bytes of unfinished lines at ticks",
                  (unsigned long long)atomic_load(&app.server.dropped));
-    if (app.acceptor.error != 0)
-        log_error("shutdown after an accept failure: %s", strerror(app.acceptor.error));
+    if (conns.error != 0)
+        log_error("shutdown after an accept failure: %s", strerror(conns.error));
     else if (!clean)
         log_warn("shutdown incomplete: the grace period expired; %llu connections' replies "
                  "abandoned",
@@ -680,7 +689,7 @@ static int lines_main(int argc, char **argv)
 out_stop_signals:
     signals_stop();
 out_destroy_acceptor:
-    acceptor_destroy(&app.acceptor);
+    acceptor_free(app.acceptor);
 out_destroy_server:
     lines_server_destroy(&app.server);
 out_release_tokens:

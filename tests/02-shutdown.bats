@@ -378,6 +378,17 @@ count_lines() {
     assert_output "prims: all checks pass"
 }
 
+@test "shutdown: unit tests of the acceptor: consistent counts under a storm of short connections, the cap, the backlog" {
+    local exe="$BATS_TEST_TMPDIR/acceptor_test" dir="$ROOT/02-shutdown"
+    local san=${SANITIZE:+-fsanitize=$SANITIZE -fno-sanitize-recover=all}
+    # shellcheck disable=SC2086 # $san is several words or none
+    run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -pthread -Wall -Wextra -Werror $san \
+        -I "$dir" -o "$exe" "$ROOT/tests/unit/acceptor_test.c" "$dir/acceptor.c" "$dir/cancel.c" \
+        "$dir/waitgroup.c" "$dir/net.c" "$dir/log.c" "$dir/thread.c"
+    run -0 timeout 300 "$exe"
+    assert_line "acceptor: all checks pass"
+}
+
 @test "shutdown: the HTTP parser's table and randomised tests pass" {
     local exe="$BATS_TEST_TMPDIR/http_test" dir="$ROOT/02-shutdown"
     local san=${SANITIZE:+-fsanitize=$SANITIZE -fno-sanitize-recover=all}
