@@ -238,6 +238,19 @@ count_lines() {
     [[ $EXIT_STATUS -eq 0 ]]
 }
 
+@test "shutdown: connections that never sent a request are not counted as requests served" {
+    # Issue 11, 4.7: their "503 shutting down" was logged as a request served.
+    start_service unasked -v
+    local a b c
+    exec {a}<>"/dev/tcp/127.0.0.1/$PORT" {b}<>"/dev/tcp/127.0.0.1/$PORT" {c}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_for_log "$BG_ERR" 'conn-3.*connection from' 10
+    stop_bg TERM
+    [[ $EXIT_STATUS -eq 0 ]]
+    exec {a}>&- {b}>&- {c}>&-
+    grep -q 'served 0 requests on 3 connections' "$BG_ERR" || fail "$(grep 'served' "$BG_ERR")"
+    grep -q '3 closed at shutdown before a request (0 refused)' "$BG_ERR"
+}
+
 @test "shutdown: malformed and oversized requests get 400, 431, 413, 501, and the server keeps serving" {
     start_service bad MAX_BODY=1000
     run -0 raw_request "$PORT" 'BLAH\r\n\r\n'
