@@ -47,6 +47,20 @@ thread_names() {
     done
 }
 
+@test "runtime: durations follow the one grammar (ms, s, m, h); --help states it and its limits hold" {
+    run -0 "$BIN" --help
+    assert_output --partial "a number with a unit ms, s, m or h"
+    assert_output --partial "1ms to 1h"
+    # The limit the help names is accepted: 1h (issue 11, 4.6: it was not).
+    interrupt_demo hour INT 'compute-' --workers 2 --duration 1h
+    run -2 --separate-stderr "$BIN" --duration 0.0001
+    [[ $stderr == "error: invalid --duration '0.0001': finer than the 1ms resolution; expected a duration from 1ms to 1h"* ]]
+    run -2 --separate-stderr "$BIN" --duration 0
+    [[ $stderr == "error: invalid --duration '0': below the minimum 1ms;"* ]]
+    run -2 --separate-stderr "$BIN" --block 61m
+    [[ $stderr == "error: invalid --block '61m': above the maximum 1h;"* ]]
+}
+
 @test "runtime: multi_thread runs the demo, one summary row per configured worker" {
     WORKER_THREADS=3 run -0 --separate-stderr "$BIN" --duration 0.3
     assert_line "flavor: multi_thread, worker threads: 3"
@@ -148,6 +162,8 @@ thread_names() {
     [[ $stderr == "error: option '--flavor' needs a value (see --help)" ]]
     run -2 --separate-stderr "$BIN" --frobnicate
     [[ $stderr == "error: unknown option '--frobnicate' (see --help)" ]]
+    run -2 --separate-stderr "$BIN" --workers 2 extra
+    [[ $stderr == "error: unexpected argument 'extra' (see --help)" ]]
     run -2 --separate-stderr "$BIN" --baseline
     [[ $stderr =~ "--baseline and --bursts need --tasks" ]]
     run -2 --separate-stderr "$BIN" --duration 1.5ms

@@ -485,6 +485,14 @@ print(repr(s.recv(4096)))
     [[ $stderr == "error: invalid --slow-actor 'soon'"* ]]
     run -2 --separate-stderr "$BIN" --frobnicate
     [[ $stderr == "error: unknown option '--frobnicate'"* ]]
+    # A subcommand after a flag is said to go first (issue 11, 4.7), and a
+    # stray word is an argument, not an "unknown option".
+    run -2 --separate-stderr "$BIN" --mutex bench
+    assert_equal "$stderr" "error: 'bench' is a command and goes first: actor bench [options] (see actor bench --help)"
+    run -2 --separate-stderr "$BIN" --mutex serve
+    assert_equal "$stderr" "error: unexpected argument 'serve' (see --help)"
+    run -2 --separate-stderr "$BIN" --slow-actor bench
+    [[ $stderr == "error: invalid --slow-actor 'bench'"* ]]
     run -2 --separate-stderr "$BIN" bench --clients 0
     [[ $stderr == "error: invalid --clients '0'"* ]]
     run -2 --separate-stderr "$BIN" bench --baseline --clients 3

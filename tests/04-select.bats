@@ -80,6 +80,10 @@ wait_connected() {
     [[ $stderr == *"usage: select fetch URL"* ]]
     run -2 --separate-stderr "$BIN" bogus
     assert_equal "$stderr" "error: unknown command 'bogus': expected fetch, lines or load (see --help)"
+    run -2 --separate-stderr "$BIN" -v lines
+    assert_equal "$stderr" "error: the command goes first: select fetch|lines|load [options] (see --help)"
+    run -2 --separate-stderr "$BIN" lines extra
+    assert_equal "$stderr" "error: unexpected argument 'extra' (see --help)"
 }
 
 @test "select: fetch writes bodies of 0, 1 and 1 MiB bytes to stdout byte for byte" {
@@ -234,6 +238,29 @@ SHIM_C
     ms=$(elapsed_ms "$start")
     ((ms < 2000)) || fail "SIGINT took $ms ms to end a fetch stuck in a name lookup"
     grep -q 'error: interrupted by SIGINT' "$BG_ERR"
+}
+
+@test "select: the limits --help names are accepted: --timeout 24h and 1h, --max-body 1k" {
+    run -0 "$BIN" fetch --help
+    assert_output --partial "from 1ms to 24h"
+    assert_output --partial "a number with a unit ms, s, m or h"
+    assert_output --partial "with a suffix k, M, G or T"
+    start_httpd
+    local out="$BATS_TEST_TMPDIR/body" t
+    for t in 24h 1h 86400 1440m; do
+        fetch_to "$out" "$URL/bytes/1024" --timeout "$t" --max-body 1k
+        ((FETCH_STATUS == 0)) || fail "--timeout $t: status $FETCH_STATUS: $(cat "$out.err")"
+    done
+    run -2 --separate-stderr "$BIN" fetch "$URL/" --timeout 24.5h
+    [[ $stderr == "error: invalid --timeout '24.5h': above the maximum 24h; expected a duration from 1ms to 24h"* ]]
+    run -2 --separate-stderr "$BIN" load --timeout 0.0001
+    [[ $stderr == "error: invalid --timeout '0.0001': finer than the 1ms resolution;"* ]]
+    run -2 --separate-stderr "$BIN" lines --max-line 32M
+    [[ $stderr == "error: invalid --max-line '32M': above the maximum 16M;"* ]]
+    run -0 "$BIN" lines --help
+    assert_output --partial "a number with a unit ms, s, m or h"
+    run -0 "$BIN" load --help
+    assert_output --partial "1ms to 24h"
 }
 
 @test "select: fetch with a bad URL, no URL or a bad timeout exits 2 with a one-line error" {
@@ -823,7 +850,8 @@ time.sleep(60)
 
 @test "select: lines with bad configuration exits 2 with a one-line error naming the input" {
     run -2 --separate-stderr timeout 10 "$BIN" lines --bind 127.0.0.1:0 --max-line 0
-    assert_equal "$stderr" "error: invalid --max-line '0': expected a number of bytes from 1 to 16777216"
+    # The one size grammar's words (parse.h): what is wrong, then the range.
+    assert_equal "$stderr" "error: invalid --max-line '0': below the minimum 1; expected a size from 1 to 16M bytes: a whole number, or with a suffix k, M, G or T (times 1024 each)"
     run -2 --separate-stderr timeout 10 "$BIN" lines --bind 127.0.0.1:0 --tick 0
     [[ $stderr == "error: invalid --tick '0': "* ]]
     run -2 --separate-stderr timeout 10 "$BIN" lines --bind 127.0.0.1:0 --line-timeout soon
