@@ -216,6 +216,21 @@ thread_names() {
     run ! grep -q '^RESULT' "$BG_OUT"
 }
 
+@test "runtime: Ctrl-C during the benchmark's only (long) burst exits 130 at once, not after it" {
+    # A burst of 10^7 spawn+join takes about 10 s here; the signal used to
+    # be looked at only between bursts, so one burst ignored it (issue 11,
+    # 4.2). Sent as soon as the burst starts: few tasks are allocated yet.
+    start_bg bench 120 "$BIN" --workers 2 --tasks 10000000 --bursts 1
+    wait_for_log "$BG_ERR" 'benchmark:' 20
+    local t0
+    t0=$(now_ms)
+    stop_bg INT "$BG_PID" 60
+    [[ $EXIT_STATUS -eq 130 ]] || fail "exit status $EXIT_STATUS"
+    (($(elapsed_ms "$t0") < 5000)) || fail "took $(elapsed_ms "$t0") ms after SIGINT"
+    grep -q 'benchmark interrupted during burst 1 of 1' "$BG_ERR"
+    run ! grep -q '^RESULT' "$BG_OUT"
+}
+
 @test "runtime: the shared parsers accept exactly the documented forms (unit table)" {
     exe="$BATS_TEST_TMPDIR/parse_test"
     run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I "$ROOT/01-runtime" \
