@@ -240,6 +240,32 @@ SHIM_C
     grep -q 'error: interrupted by SIGINT' "$BG_ERR"
 }
 
+@test "select: fetch from a server that does not speak HTTP is a transfer error (exit 1), not a usage error" {
+    # curl says "Received HTTP/0.9 when not allowed"; it used to exit 2
+    # (issue 11, 4.3): the URL was fine, the server was not.
+    start_bg notHTTP 60 python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(65536)
+        c.sendall(b"+OK this is not HTTP\r\n")
+    finally:
+        c.close()
+'
+    wait_for_log "$BG_OUT" 'listening on 127\.0\.0\.1:[0-9]+' 10
+    local port
+    port=$(grep -oE '[0-9]+$' "$BG_OUT" | head -n 1)
+    run -1 --separate-stderr timeout 30 "$BIN" fetch "http://127.0.0.1:$port/"
+    assert_output ""
+    [[ $stderr == "error: cannot fetch 'http://127.0.0.1:$port/': "*HTTP/0.9* ]] || fail "$stderr"
+}
+
 @test "select: the limits --help names are accepted: --timeout 24h and 1h, --max-body 1k" {
     run -0 "$BIN" fetch --help
     assert_output --partial "from 1ms to 24h"
