@@ -130,13 +130,16 @@ static void usage_lines(FILE *out)
             "  -h, --help                              this text\n"
             "\n" PARSE_DURATION_HELP ".\n" PARSE_SIZE_HELP ".\n"
             "\n"
-            "SIGINT or SIGTERM: stop accepting; every connection stops reading at once,\n"
-            "writes its pending replies and \"goodbye: server shutting down\", and closes;\n"
-            "then \"shutdown complete\". A second signal exits at once.\n"
+            "SIGINT or SIGTERM: stop accepting; every connection stops reading lines at\n"
+            "once, writes its pending replies and \"goodbye: server shutting down\", then\n"
+            "reads and drops what the client still sends until it closes (at most 1 s),\n"
+            "so the close cannot reset the replies away; then \"shutdown complete\". A\n"
+            "second signal exits at once.\n"
             "\n"
             "exit status: 0  shut down cleanly\n"
             "             1  run-time failure, or the grace period expired with replies\n"
-            "                not delivered\n"
+            "                not delivered, or a client still sending 1 s after its\n"
+            "                goodbye was closed (its last replies may be lost)\n"
             "             2  usage or configuration error (bad value, port in use)\n"
             "             130, 143  forced out by a second SIGINT or SIGTERM\n");
 }
@@ -639,8 +642,13 @@ static int lines_main(int argc, char **argv)
     if (cfg.lines.unsafe_reader)
         log_warn("--unsafe dropped %llu bytes of unfinished lines at ticks",
                  (unsigned long long)atomic_load(&app.server.dropped));
+    uint64_t reset = atomic_load(&app.server.reset);
     if (app.acceptor.error != 0)
         log_error("shutdown after an accept failure: %s", strerror(app.acceptor.error));
+    else if (reset > 0) /* their replies and goodbye may not have arrived: not a clean exit */
+        log_warn("shutdown incomplete: %llu connections still sending after their goodbye were "
+                 "closed; their last replies may be lost",
+                 (unsigned long long)reset);
     else if (!clean)
         log_warn("shutdown incomplete: the grace period expired; %llu connections' replies "
                  "abandoned",
@@ -724,19 +732,30 @@ static int load_main(int argc, char **argv)
     cancel_token_release(token);
     double secs = (double)r.elapsed_ns / 1e9;
     double rate = secs > 0 ? (double)r.answered / secs : 0;
+    char unexpected[64] = "";
+    if (r.unexpected > 0)
+        snprintf(unexpected, sizeof unexpected, ", %llu lines more than were sent",
+                 (unsigned long long)r.unexpected);
     if (err != 0) { /* stopped early: unanswered lines are not lost, only not answered yet */
         fprintf(stderr,
                 "stopped after %.3f s: %llu of %llu lines sent, %llu answered correctly so far, "
-                "%llu wrong\n",
+                "%llu wrong%s\n",
                 secs, (unsigned long long)r.sent, (unsigned long long)cfg.lines,
-                (unsigned long long)r.answered, (unsigned long long)r.wrong);
+                (unsigned long long)r.answered, (unsigned long long)r.wrong, unexpected);
     } else {
         fprintf(stderr,
                 "%llu lines (%llu bytes) over %zu connections in %.3f s: %.0f lines/s; %llu "
-                "answered correctly, %llu wrong, %llu bytes lost\n",
+                "answered correctly, %llu wrong, %llu bytes lost%s\n",
                 (unsigned long long)r.sent, (unsigned long long)r.bytes_sent, cfg.connections, secs,
                 rate, (unsigned long long)r.answered, (unsigned long long)r.wrong,
-                (unsigned long long)r.bytes_lost);
+                (unsigned long long)r.bytes_lost, unexpected);
+    }
+    if (r.answered == 0 && r.first_bad[0] != '\0') { /* what came back was never an answer */
+        fprintf(stderr,
+                "error: the server's first line was '%s', not an answer 'LEN LINE': is it a line "
+                "server (select lines)?\n",
+                r.first_bad);
+        return EXIT_RUNTIME;
     }
     if (err == ECANCELED) {
         int signo = signals_received();
