@@ -338,6 +338,27 @@ print(data.decode().replace("\r", ""), end="")
     grep -q 'shutdown complete' "$BG_ERR"
 }
 
+@test "actor: a client dropped for not reading its replies is logged as that, not as QUIT or an error" {
+    start_actor deaf FRAME_TIMEOUT=1 LOG_LEVEL=debug
+    head -c 1000000 /dev/zero | tr '\0' v >"$BATS_TEST_TMPDIR/big"
+    run -0 rcli -x SET big <"$BATS_TEST_TMPDIR/big"
+    timeout 20 python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET big\r\n" * 64)
+time.sleep(15)
+' "$PORT" 3>&- &
+    local client=$!
+    wait_for_log "$BG_ERR" 'connection closed: replies not delivered: the client stopped reading them or left' 15
+    run ! grep -q 'closed after QUIT' "$BG_ERR"
+    kill "$client" 2>/dev/null || true
+    wait "$client" || true
+    stop_bg TERM
+    assert_equal "$EXIT_STATUS" 0
+}
+
 @test "actor: a client that never reads its replies cannot hold the drain past the grace period" {
     start_actor stuck SHUTDOWN_TIMEOUT=1 LOG_LEVEL=trace
     head -c 1000000 /dev/zero | tr '\0' v >"$BATS_TEST_TMPDIR/big"
