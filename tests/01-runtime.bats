@@ -231,6 +231,21 @@ thread_names() {
     run ! grep -q '^RESULT' "$BG_OUT"
 }
 
+@test "runtime: after SIGINT the log says it waits for the running tasks, and the drop count names detached tasks" {
+    start_bg blocked 60 "$BIN" --workers 2 --block 3s --duration 20 -v
+    wait_for_log "$BG_ERR" 'blocking this thread' 10
+    signal_bg INT
+    # Said at once, not after the 3 s the blocked task still runs.
+    wait_for_log "$BG_ERR" 'waiting for them to finish' 2
+    wait_exit "$BG_PID" 20
+    assert_equal "$EXIT_STATUS" 0
+    # The summary counts the demo's tasks; the runtime's count has the
+    # detached signal watcher too, and says so.
+    run -0 --separate-stderr "$BIN" --duration 0.1 --timers 1 --messages 1 -v
+    assert_line --regexp ', 0 dropped by shutdown$'
+    [[ $stderr == *"tasks dropped, detached ones included"* ]]
+}
+
 @test "runtime: the shared parsers accept exactly the documented forms (unit table)" {
     exe="$BATS_TEST_TMPDIR/parse_test"
     run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I "$ROOT/01-runtime" \
