@@ -119,6 +119,22 @@ void parse_duration_text(int64_t ms, char *out, size_t size)
     snprintf(out, size, "%lld", (long long)ms); /* 0 (or a negative, which is no duration) */
 }
 
+/* write_why: the message of a failed _check: what is wrong (finer than
+ * the resolution, or out of range on the `below` side), then what was
+ * expected: "<kind> from <min_text> to <max_text><grammar>". */
+static void write_why(char *why, size_t why_size, int err, bool below, const char *min_text,
+                      const char *max_text, const char *kind, const char *grammar)
+{
+    char problem[64] = "";
+    if (err == EDOM)
+        snprintf(problem, sizeof problem, "finer than the 1ms resolution; ");
+    else if (err == ERANGE)
+        snprintf(problem, sizeof problem, "%s the %s %s; ", below ? "below" : "above",
+                 below ? "minimum" : "maximum", below ? min_text : max_text);
+    snprintf(why, why_size, "%sexpected %s from %s to %s%s", problem, kind, min_text, max_text,
+             grammar);
+}
+
 int parse_duration_check(const char *text, int64_t min_ms, int64_t max_ms, int64_t *out, char *why,
                          size_t why_size)
 {
@@ -131,18 +147,11 @@ int parse_duration_check(const char *text, int64_t min_ms, int64_t max_ms, int64
         *out = ms;
         return 0;
     }
-    char min_text[32], max_text[32], problem[64] = "";
+    char min_text[32], max_text[32];
     parse_duration_text(min_ms, min_text, sizeof min_text);
     parse_duration_text(max_ms, max_text, sizeof max_text);
-    if (err == EDOM)
-        snprintf(problem, sizeof problem, "finer than the 1ms resolution; ");
-    else if (err == ERANGE)
-        snprintf(problem, sizeof problem, "%s the %s %s; ", below ? "below" : "above",
-                 below ? "minimum" : "maximum", below ? min_text : max_text);
-    snprintf(why, why_size,
-             "%sexpected a duration from %s to %s: a number with a unit ms, s, m or h, or a "
-             "bare number of seconds",
-             problem, min_text, max_text);
+    write_why(why, why_size, err, below, min_text, max_text, "a duration",
+              ": a number with a unit ms, s, m or h, or a bare number of seconds");
     return err;
 }
 
@@ -200,16 +209,11 @@ int parse_size_check(const char *text, uint64_t min, uint64_t max, uint64_t *out
         *out = n;
         return 0;
     }
-    char min_text[32], max_text[32], problem[64] = "";
+    char min_text[32], max_text[32];
     size_text(min, min_text, sizeof min_text);
     size_text(max, max_text, sizeof max_text);
-    if (err == ERANGE)
-        snprintf(problem, sizeof problem, "%s the %s %s; ", below ? "below" : "above",
-                 below ? "minimum" : "maximum", below ? min_text : max_text);
-    snprintf(why, why_size,
-             "%sexpected a size from %s to %s bytes: a whole number, or with a suffix k, M, G or "
-             "T (times 1024 each)",
-             problem, min_text, max_text);
+    write_why(why, why_size, err, below, min_text, max_text, "a size",
+              " bytes: a whole number, or with a suffix k, M, G or T (times 1024 each)");
     return err;
 }
 

@@ -338,8 +338,10 @@ print(data.decode().replace("\r", ""), end="")
     grep -q 'shutdown complete' "$BG_ERR"
 }
 
-@test "actor: a client dropped for not reading its replies is logged as that, not as QUIT or an error" {
-    start_actor deaf FRAME_TIMEOUT=1 LOG_LEVEL=debug
+# never_reading_client: SET a 1 MB value "big", then, in the background,
+# send 64 GETs of it on a connection that never reads (a 4 KiB receive
+# buffer). Sets $client to its pid.
+never_reading_client() {
     head -c 1000000 /dev/zero | tr '\0' v >"$BATS_TEST_TMPDIR/big"
     run -0 rcli -x SET big <"$BATS_TEST_TMPDIR/big"
     timeout 20 python3 -c '
@@ -350,7 +352,13 @@ s.connect(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET big\r\n" * 64)
 time.sleep(15)
 ' "$PORT" 3>&- &
-    local client=$!
+    client=$!
+}
+
+@test "actor: a client dropped for not reading its replies is logged as that, not as QUIT or an error" {
+    start_actor deaf FRAME_TIMEOUT=1 LOG_LEVEL=debug
+    local client
+    never_reading_client
     wait_for_log "$BG_ERR" 'connection closed: replies not delivered: the client stopped reading them or left' 15
     run ! grep -q 'closed after QUIT' "$BG_ERR"
     kill "$client" 2>/dev/null || true
@@ -361,19 +369,8 @@ time.sleep(15)
 
 @test "actor: a client that never reads its replies cannot hold the drain past the grace period" {
     start_actor stuck SHUTDOWN_TIMEOUT=1 LOG_LEVEL=trace
-    head -c 1000000 /dev/zero | tr '\0' v >"$BATS_TEST_TMPDIR/big"
-    run -0 rcli -x SET big <"$BATS_TEST_TMPDIR/big"
-    # 64 GETs of 1 MB each, and never a read: the server's writes fill the
-    # socket buffers and block.
-    timeout 20 python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET big\r\n" * 64)
-time.sleep(15)
-' "$PORT" 3>&- &
-    local client=$! start
+    local client start
+    never_reading_client # the server's writes fill the socket buffers and block
     # Wait until the connection is stuck writing: GETs ran, and no more
     # run because the socket buffers are full.
     local n=0 last=-1 deadline=$(($(now_ms) + 10000))
