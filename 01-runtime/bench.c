@@ -128,15 +128,36 @@ static void *mark_task(void *arg)
     return slot;
 }
 
+/* SIGNAL_CHECK_EVERY: spawns (or joins) between two looks at the signal
+ * pipe, so Ctrl-C stops even a burst of 10^7 tasks within milliseconds, at
+ * the cost of one read(2) per 65536 tasks. */
+#define SIGNAL_CHECK_EVERY 65536
+
+/* burst_abandon: a signal arrived mid-burst: shut the runtime down, so the
+ * tasks still queued are dropped instead of run, and join the n handles
+ * left (a dropped task's join returns ECANCELED at once; a running one
+ * finishes), so no task outlives the arrays it writes to. Returns -1. */
+static double burst_abandon(struct runtime *rt, struct runtime_task **handles, uint64_t n)
+{
+    runtime_shutdown(rt);
+    for (uint64_t i = 0; i < n; i++)
+        runtime_join(handles[i], NULL);
+    return -1;
+}
+
 /* [snippet:bench_burst] */
 /* One burst: spawn n tasks, join them all in order. Returns the seconds
- * taken, or -1 if any task was lost, ran twice or returned a wrong result. */
+ * taken, or -1 if any task was lost, ran twice or returned a wrong result.
+ * A signal (*signo, else 0) abandons the burst: -1, the runtime shut down
+ * and every handle joined. */
 static double runtime_burst(struct runtime *rt, struct runtime_task **handles, unsigned char *ran,
-                            uint64_t n)
+                            uint64_t n, int *signo)
 {
     memset(ran, 0, n);
     int64_t t0 = clock_now_ns();
     for (uint64_t i = 0; i < n; i++) {
+        if (i % SIGNAL_CHECK_EVERY == 0 && (*signo = selfpipe_take()) != 0)
+            return burst_abandon(rt, handles, i); /* Ctrl-C during a long burst */
         int err = runtime_spawn(rt, mark_task, &ran[i], &handles[i]);
         if (err != 0) {
             log_error("spawn %" PRIu64 ": %s", i, strerror(err));
@@ -148,6 +169,10 @@ static double runtime_burst(struct runtime *rt, struct runtime_task **handles, u
     uint64_t bad = 0;
     for (uint64_t i = 0; i < n; i++) {
         void *result = NULL;
+        if (i % SIGNAL_CHECK_EVERY == 0 && (*signo = selfpipe_take()) != 0) {
+            burst_abandon(rt, handles + i, n - i);
+            return -1;
+        }
         if (runtime_join(handles[i], &result) != 0 || result != &ran[i])
             bad++;
     }
@@ -214,7 +239,13 @@ int bench_run(struct runtime *rt, uint64_t tasks, unsigned bursts, bool baseline
         if (baseline) {
             bq_secs[b] = baseline_burst(&q, jobs, tasks);
         }
-        rt_secs[b] = runtime_burst(rt, handles, ran, tasks);
+        rt_secs[b] = runtime_burst(rt, handles, ran, tasks, &signo);
+        if (signo != 0) {
+            log_info("received %s: benchmark interrupted during burst %u of %u",
+                     selfpipe_signal_name(signo), b + 1, bursts);
+            status = 128 + signo;
+            goto out;
+        }
         if (rt_secs[b] < 0) {
             log_error("runtime burst %u: a task was lost, ran twice or was not spawned", b);
             goto out;

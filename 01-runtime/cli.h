@@ -34,9 +34,11 @@ enum cli_result {
  * variable's value (only read when the flag is absent, so a bad variable
  * that a flag overrides is never looked at), else NULL; sources[i] names
  * where it came from ("--workers" or "WORKER_THREADS"), for messages.
- * -v, -vv ... add to *verbose. An unknown option or a missing value prints
- * "error: unknown option '--x' (see --help)" or "error: option '--x' needs
- * a value (see --help)" and returns CLI_ERROR. Arguments are read in order:
+ * -v, -vv ... add to *verbose. An unknown option, an argument that is no
+ * option (none is accepted: a program with positional arguments takes them
+ * out of argv first) or a missing value prints "error: unknown option '--x'
+ * (see --help)", "error: unexpected argument 'x' (see --help)" or "error:
+ * option '--x' needs a value (see --help)" and returns CLI_ERROR. Arguments are read in order:
  * -h/--help returns CLI_HELP at once. */
 enum cli_result cli_read(int argc, char **argv, const struct cli_setting *settings, size_t n,
                          const char **values, const char **sources, int *verbose);

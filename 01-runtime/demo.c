@@ -196,6 +196,9 @@ static void *signal_task(void *arg)
     }
     log_info("received %s", selfpipe_signal_name(signo));
     runtime_shutdown(rt);
+    /* Said now, or a long running task looks like a hang after the line above. */
+    log_info("shutting down: waiting tasks dropped; tasks already running are never interrupted: "
+             "waiting for them to finish");
     return NULL;
 }
 /* [/snippet] */

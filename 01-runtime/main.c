@@ -58,20 +58,22 @@ static void usage(FILE *out, unsigned cpus)
             "                                         (default info)\n"
             "  -v, -vv                                one or two levels more verbose\n"
             "  --duration D       DEMO_DURATION       how long the demo runs; its timers and\n"
-            "                                         messages are spread over it: seconds\n"
-            "                                         or 500ms, 2s, 1m (default 2s)\n"
+            "                                         messages are spread over it (default\n"
+            "                                         2s; 1ms to 1h)\n"
             "  --compute N        DEMO_COMPUTE_TASKS  CPU-bound tasks (default 6)\n"
             "  --timers N         DEMO_TIMER_TASKS    timer tasks (default 4)\n"
             "  --messages N       DEMO_PIPE_MESSAGES  messages through the pipe, 0..1000\n"
             "                                         (default 4)\n"
             "  --block D          DEMO_BLOCK          also run a task that blocks its thread\n"
-            "                                         for D: the anti-pattern (default 0, off)\n"
+            "                                         for D: the anti-pattern (default 0, off;\n"
+            "                                         at most 1h)\n"
             "  --tasks N                              benchmark instead of the demo: spawn\n"
             "                                         and join N tasks per burst, 1..10^7\n"
             "  --bursts N                             benchmark bursts (default 9)\n"
             "  --baseline                             benchmark a bare mutex+condvar queue\n"
             "                                         too, in the same run\n"
             "  -h, --help                             this text\n"
+            "\n" PARSE_DURATION_HELP ".\n"
             "\n"
             "SIGINT (Ctrl-C) or SIGTERM shuts the demo's runtime down cleanly: waiting\n"
             "tasks are dropped, running ones finish, \"shutdown complete\", exit 0. The\n"
@@ -128,6 +130,7 @@ static bool apply_setting(struct app *app, struct runtime_config *rc, enum log_l
     uint64_t n;
     int64_t ms;
     const char *expected = NULL;
+    char why[PARSE_WHY_SIZE] = ""; /* a duration's message, from parse.h */
     switch (id) {
     case SET_FLAVOR:
         if (strcmp(value, "multi_thread") == 0)
@@ -148,16 +151,12 @@ static bool apply_setting(struct app *app, struct runtime_config *rc, enum log_l
             expected = "error, warn, info, debug or trace";
         break;
     case SET_DURATION:
-        if (parse_duration_ms(value, MAX_DURATION_MS, &ms) == 0 && ms > 0)
+        if (parse_duration_check(value, 1, MAX_DURATION_MS, &ms, why, sizeof why) == 0)
             app->demo.duration_ms = ms;
-        else
-            expected = "a duration above 0 and up to 60m, such as 2, 1.5, 500ms or 2s";
         break;
     case SET_BLOCK:
-        if (parse_duration_ms(value, MAX_DURATION_MS, &ms) == 0)
+        if (parse_duration_check(value, 0, MAX_DURATION_MS, &ms, why, sizeof why) == 0)
             app->demo.block_ms = ms;
-        else
-            expected = "a duration up to 60m, such as 0, 1.5, 500ms or 2s";
         break;
     case SET_COMPUTE:
     case SET_TIMERS:
@@ -195,8 +194,10 @@ static bool apply_setting(struct app *app, struct runtime_config *rc, enum log_l
     case NSETTINGS:
         break;
     }
-    if (expected != NULL) {
-        fprintf(stderr, "error: invalid %s '%s': expected %s\n", source, value, expected);
+    if (expected != NULL)
+        snprintf(why, sizeof why, "expected %s", expected);
+    if (why[0] != '\0') {
+        fprintf(stderr, "error: invalid %s '%s': %s\n", source, value, why);
         return false;
     }
     return true;

@@ -1008,7 +1008,10 @@ void runtime_shutdown(struct runtime *rt)
 
     wake_all_locked(rt);
     lock_release(&rt->lock);
-    log_debug("runtime shutting down: %zu queued or waiting tasks dropped", dropped);
+    /* Detached tasks count here too (a program's signal watcher, say), so
+     * this can be more than the joins that return ECANCELED. */
+    log_debug("runtime shutting down: %zu queued or waiting tasks dropped, detached ones included",
+              dropped);
 }
 
 bool runtime_is_shutting_down(struct runtime *rt)

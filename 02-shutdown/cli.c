@@ -37,8 +37,11 @@ enum cli_result cli_read(int argc, char **argv, const struct cli_setting *settin
             if (settings[i].is_switch ? arg[len] == '\0' : arg[len] == '=' || arg[len] == '\0')
                 break;
         }
-        if (i == n) {
-            fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
+        if (i == n) { /* "x" or "-" is an argument, not a mistyped option */
+            if (arg[0] != '-' || arg[1] == '\0')
+                fprintf(stderr, "error: unexpected argument '%s' (see --help)\n", arg);
+            else
+                fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
             return CLI_ERROR;
         }
         sources[i] = settings[i].flag;

@@ -68,8 +68,8 @@ static void usage(FILE *out)
             "         POST /jobs        queues the body as a job: 202 with its id, or\n"
             "                           503 + Retry-After when the queue is full\n"
             "\n"
-            "options (each overrides the environment variable beside it; D is a duration:\n"
-            "a bare number is seconds, as in 2.5, or 500ms, 2s, 1m; at most 60m):\n"
+            "options (each overrides the environment variable beside it; every D is at\n"
+            "most 1h):\n"
             "  --bind HOST:PORT        BIND_ADDR          listen address (default\n"
             "                                             127.0.0.1:8080; port 0: any free)\n"
             "  --shutdown-timeout D    SHUTDOWN_TIMEOUT   grace period for the drain\n"
@@ -80,7 +80,8 @@ static void usage(FILE *out)
             "                                             byte, and its response's (default 10s)\n"
             "  --idle-timeout D        IDLE_TIMEOUT       keep-alive wait for the next request\n"
             "                                             (default 60s)\n"
-            "  --max-body BYTES        MAX_BODY           largest request body (default 65536)\n"
+            "  --max-body BYTES        MAX_BODY           largest request body (default 64k;\n"
+            "                                             at most 16M)\n"
             "  --queue-capacity N      QUEUE_CAPACITY     jobs waiting at most (default 64)\n"
             "  --job-time D            JOB_TIME           time one job takes (default 100ms)\n"
             "  --log-level LEVEL       LOG_LEVEL          error, warn, info, debug or trace\n"
@@ -89,6 +90,7 @@ static void usage(FILE *out)
             "  --no-drain                                 what goes wrong: skip the drain,\n"
             "                                             abandon requests and jobs at once\n"
             "  -h, --help                                 this text\n"
+            "\n" PARSE_DURATION_HELP ".\n" PARSE_SIZE_HELP ".\n"
             "\n"
             "A second SIGINT or SIGTERM during the drain exits at once.\n"
             "\n"
@@ -138,6 +140,7 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
     uint64_t n;
     int64_t ms;
     const char *expected = NULL;
+    char why[PARSE_WHY_SIZE] = ""; /* a duration's or a size's message, from parse.h */
     switch (id) {
     case SET_BIND:
         if (parse_host_port(value, cfg->host, sizeof cfg->host, &cfg->port) == 0)
@@ -146,20 +149,15 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
             expected = "HOST:PORT with PORT from 0 to 65535, such as 127.0.0.1:8080 or [::1]:8080";
         break;
     case SET_GRACE:
-        if (parse_duration_ms(value, HOUR_MS, &ms) == 0)
+        if (parse_duration_check(value, 0, HOUR_MS, &ms, why, sizeof why) == 0)
             cfg->grace_ms = ms;
-        else
-            expected = "a duration from 0 to 60m, such as 10, 2.5 (seconds), 500ms or 1m";
         break;
     case SET_REQUEST_TIMEOUT:
     case SET_IDLE_TIMEOUT:
     case SET_JOB_TIME:
-        if (parse_duration_ms(value, HOUR_MS, &ms) != 0 || (ms == 0 && id != SET_JOB_TIME)) {
-            expected =
-                id == SET_JOB_TIME
-                    ? "a duration up to 60m, such as 0, 100ms or 1s (a bare number is seconds)"
-                    : "a duration above 0 and up to 60m, such as 10s, 500ms or 2m (a bare "
-                      "number is seconds)";
+        if (parse_duration_check(value, id == SET_JOB_TIME ? 0 : 1, HOUR_MS, &ms, why,
+                                 sizeof why) != 0) {
+            break;
         } else if (id == SET_REQUEST_TIMEOUT) {
             cfg->server.request_timeout_ms = ms;
         } else if (id == SET_IDLE_TIMEOUT) {
@@ -175,10 +173,8 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
             expected = "a whole number from 1 to 100000";
         break;
     case SET_MAX_BODY:
-        if (parse_uint(value, 0, 16 << 20, &n) == 0)
+        if (parse_size_check(value, 0, 16 << 20, &n, why, sizeof why) == 0)
             cfg->server.max_body = (size_t)n;
-        else
-            expected = "a number of bytes from 0 to 16777216";
         break;
     case SET_QUEUE:
         if (parse_uint(value, 1, 1000000, &n) == 0)
@@ -196,8 +192,10 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
     case NSETTINGS:
         break;
     }
-    if (expected != NULL) {
-        fprintf(stderr, "error: invalid %s '%s': expected %s\n", source, value, expected);
+    if (expected != NULL)
+        snprintf(why, sizeof why, "expected %s", expected);
+    if (why[0] != '\0') {
+        fprintf(stderr, "error: invalid %s '%s': %s\n", source, value, why);
         return false;
     }
     return true;

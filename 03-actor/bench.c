@@ -54,12 +54,13 @@ static void bench_usage(FILE *out)
                  "                    --baseline, round trips (default 200000)\n"
                  "  --keys N          keys per client (default 1000)\n"
                  "  --capacity N      the actor's channel capacity (default 32)\n"
-                 "  --duration D      stop after D even if not done (default 10s)\n"
+                 "  --duration D      stop after D even if not done (default 10s; 1ms to 1h)\n"
                  "  --baseline        the floor instead: two threads, one slot, a bare mutex and\n"
                  "                    condition variable, ping-pong\n"
                  "  --mutex           the other road: clients on one map under a mutex\n"
                  "  --log-level LEVEL, -v    as for the server (default info)\n"
                  "  -h, --help        this text\n"
+                 "\n" PARSE_DURATION_HELP ".\n"
                  "\n"
                  "exit status: 0 done, 1 a wrong value was read back, 2 usage error\n");
 }
@@ -289,6 +290,7 @@ static int bench_configure(struct bench_config *cfg, int argc, char **argv)
     }
     for (int i = 0; i < NBENCH; i++) {
         const char *v = value[i], *expected = NULL;
+        char why[PARSE_WHY_SIZE] = ""; /* the duration's message, from parse.h */
         if (v == NULL)
             continue;
         switch ((enum bench_setting)i) {
@@ -309,8 +311,7 @@ static int bench_configure(struct bench_config *cfg, int argc, char **argv)
                 expected = "a whole number from 1 to 1000000";
             break;
         case B_DURATION:
-            if (parse_duration_ms(v, 3600 * 1000, &cfg->duration_ms) != 0 || cfg->duration_ms == 0)
-                expected = "a duration above 0 and up to 60m, such as 10s or 500ms";
+            parse_duration_check(v, 1, 3600 * 1000, &cfg->duration_ms, why, sizeof why);
             break;
         case B_BASELINE:
             cfg->baseline = true;
@@ -325,8 +326,10 @@ static int bench_configure(struct bench_config *cfg, int argc, char **argv)
         case NBENCH:
             break;
         }
-        if (expected != NULL) {
-            fprintf(stderr, "error: invalid %s '%s': expected %s\n", source[i], v, expected);
+        if (expected != NULL)
+            snprintf(why, sizeof why, "expected %s", expected);
+        if (why[0] != '\0') {
+            fprintf(stderr, "error: invalid %s '%s': %s\n", source[i], v, why);
             return 2;
         }
     }

@@ -61,7 +61,11 @@ static struct conn *conn_new(struct server *s, uint64_t id, int fd)
 }
 
 /* What a command asks of the loop after its reply. */
-enum next { NEXT_CONTINUE, NEXT_CLOSE };
+enum next {
+    NEXT_CONTINUE, /* go on */
+    NEXT_CLOSE,    /* close after the replies: QUIT, a protocol error, shutdown, a failure */
+    NEXT_STALLED,  /* close now: the replies could not be written (not read in time, gone) */
+};
 
 /* put_failure: the reply for a cache call that failed with err. Returns
  * whether the connection can go on. */
@@ -393,12 +397,13 @@ static enum next next_command(struct conn *c, size_t *off, bool *more)
         return NEXT_CLOSE;
     }
     if (next == NEXT_CONTINUE && c->out.len >= CONN_OUT_FLUSH && flush(c) != 0)
-        return NEXT_CLOSE;
+        return NEXT_STALLED;
     return next;
 }
 
 /* run_commands: execute every complete command in c->in, then drop them
- * from the buffer. Returns NEXT_CLOSE as next_command does. */
+ * from the buffer. Returns NEXT_CLOSE or NEXT_STALLED as next_command
+ * does. */
 static enum next run_commands(struct conn *c)
 {
     size_t off = 0;
@@ -450,7 +455,12 @@ void conn_serve(void *ctx, int fd, uint64_t id)
     const char *why = "client closed the connection";
     bool replied_last = false; /* our last act was a reply: close with care */
     for (;;) {
-        if (run_commands(c) == NEXT_CLOSE) {
+        enum next next = run_commands(c);
+        if (next == NEXT_STALLED) { /* a second flush would only wait again */
+            why = "replies not delivered: the client stopped reading them or left";
+            break;
+        }
+        if (next == NEXT_CLOSE) {
             why = "closed after QUIT, an error, or at shutdown";
             replied_last = !c->out.failed && flush(c) == 0;
             break;

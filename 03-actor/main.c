@@ -69,8 +69,8 @@ static void usage(FILE *out)
             "          DBSIZE, QUIT, and enough of COMMAND and CONFIG GET for redis-cli and\n"
             "          redis-benchmark. Inline commands (typed by hand over telnet) work too.\n"
             "\n"
-            "options (each overrides the environment variable beside it; D is a duration:\n"
-            "a bare number is seconds, as in 2.5, or 500ms, 2s, 1m; at most 60m):\n"
+            "options (each overrides the environment variable beside it; every D is at\n"
+            "most 1h):\n"
             "  --bind HOST:PORT       BIND_ADDR         listen address (default\n"
             "                                           127.0.0.1:6380; port 0: any free)\n"
             "  --capacity N           CHANNEL_CAPACITY  commands the actor's channel holds\n"
@@ -82,7 +82,7 @@ static void usage(FILE *out)
             "  --idle-timeout D       IDLE_TIMEOUT      close a client idle this long\n"
             "                                           (default 300s)\n"
             "  --max-value BYTES      MAX_VALUE         largest bulk string (key or value)\n"
-            "                                           (default 1048576; at most 67108864)\n"
+            "                                           (default 1M; at most 64M)\n"
             "  --shutdown-timeout D   SHUTDOWN_TIMEOUT  grace period for commands in flight\n"
             "                                           at shutdown (default 10s)\n"
             "  --log-level LEVEL      LOG_LEVEL         error, warn, info, debug or trace\n"
@@ -96,6 +96,7 @@ static void usage(FILE *out)
             "  --mutex                                  the other road: no actor, one map\n"
             "                                           shared under a mutex\n"
             "  -h, --help                               this text\n"
+            "\n" PARSE_DURATION_HELP ".\n" PARSE_SIZE_HELP ".\n"
             "\n"
             "SIGINT or SIGTERM: stop accepting, finish the commands in flight, close the\n"
             "connections, let the actor drain and exit, \"shutdown complete\". A second\n"
@@ -146,6 +147,7 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
     uint64_t n;
     int64_t ms;
     const char *expected = NULL;
+    char why[PARSE_WHY_SIZE] = ""; /* a duration's or a size's message, from parse.h */
     switch (id) {
     case SET_BIND:
         if (parse_host_port(value, cfg->host, sizeof cfg->host, &cfg->port) == 0)
@@ -167,35 +169,28 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
         break;
     case SET_FRAME_TIMEOUT:
     case SET_IDLE_TIMEOUT:
-        if (parse_duration_ms(value, HOUR_MS, &ms) != 0 || ms == 0)
-            expected = "a duration from 1ms to 60m, such as 10s, 500ms or 2m (a bare number is "
-                       "seconds)";
+        if (parse_duration_check(value, 1, HOUR_MS, &ms, why, sizeof why) != 0)
+            break;
         else if (id == SET_FRAME_TIMEOUT)
             cfg->server.frame_timeout_ms = ms;
         else
             cfg->server.idle_timeout_ms = ms;
         break;
     case SET_MAX_VALUE:
-        if (parse_uint(value, 1, 64u << 20, &n) == 0)
+        if (parse_size_check(value, 1, 64u << 20, &n, why, sizeof why) == 0)
             cfg->server.limits.max_bulk = (size_t)n;
-        else
-            expected = "a number of bytes from 1 to 67108864";
         break;
     case SET_GRACE:
-        if (parse_duration_ms(value, HOUR_MS, &ms) == 0)
+        if (parse_duration_check(value, 0, HOUR_MS, &ms, why, sizeof why) == 0)
             cfg->grace_ms = ms;
-        else
-            expected = "a duration from 0 to 60m, such as 10, 2.5 (seconds), 500ms or 1m";
         break;
     case SET_LOG_LEVEL:
         if (log_level_parse(value, level) != 0)
             expected = "error, warn, info, debug or trace";
         break;
     case SET_SLOW:
-        if (parse_duration_ms(value, 60000, &ms) == 0)
+        if (parse_duration_check(value, 0, 60000, &ms, why, sizeof why) == 0)
             cfg->cache.slow_ms = ms;
-        else
-            expected = "a duration up to 1m, such as 100ms or 1s";
         break;
     case SET_MUTEX:
         cfg->mutex = true;
@@ -203,8 +198,10 @@ static bool apply_setting(struct config *cfg, enum log_level *level, enum settin
     case NSETTINGS:
         break;
     }
-    if (expected != NULL) {
-        fprintf(stderr, "error: invalid %s '%s': expected %s\n", source, value, expected);
+    if (expected != NULL)
+        snprintf(why, sizeof why, "expected %s", expected);
+    if (why[0] != '\0') {
+        fprintf(stderr, "error: invalid %s '%s': %s\n", source, value, why);
         return false;
     }
     return true;
@@ -329,10 +326,32 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
 }
 /* [/snippet] */
 
+/* bench_misplaced: is "bench" given after an option ("actor --mutex
+ * bench") rather than first? Not when it is an option's value
+ * ("--slow-actor bench" is a bad duration, and says so). */
+static bool bench_misplaced(int argc, char **argv)
+{
+    for (int a = 2; a < argc; a++) {
+        if (strcmp(argv[a], "bench") != 0)
+            continue;
+        bool is_value = false;
+        for (size_t i = 0; i < NSETTINGS && !is_value; i++)
+            is_value = !settings[i].is_switch && strcmp(argv[a - 1], settings[i].flag) == 0;
+        if (!is_value)
+            return true;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "bench") == 0)
         return bench_main(argc - 1, argv + 1);
+    if (bench_misplaced(argc, argv)) { /* the server's options are not bench's */
+        fprintf(stderr, "error: 'bench' is a command and goes first: actor bench [options] (see "
+                        "actor bench --help)\n");
+        return EXIT_USAGE;
+    }
     struct config cfg;
     int status = configure(&cfg, argc, argv);
     if (status != EXIT_CONTINUE)

@@ -109,8 +109,9 @@ static int errno_of(CURLcode rc, const struct body *b)
     case CURLE_WRITE_ERROR:
         return b->too_large ? EFBIG : b->no_memory ? ENOMEM : EIO;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         return EINVAL;
+    case CURLE_UNSUPPORTED_PROTOCOL: /* the URL was checked: a reply that is not HTTP
+                                        ("Received HTTP/0.9") or a redirect to ftp:// */
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_BAD_CONTENT_ENCODING:
         return EPROTO;

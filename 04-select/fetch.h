@@ -64,7 +64,8 @@ int fetch_check_url(const char *url, char *why, size_t size);
  *   EFBIG       the body is larger than o->max_body,
  *   EINVAL      the URL is not one fetch_check_url accepts,
  *   ECONNREFUSED, EHOSTUNREACH (the name does not resolve), EPROTO (a
- *               malformed response), EIO (any other transfer error),
+ *               malformed response, a server that does not speak HTTP, a
+ *               redirect to another scheme), EIO (any other transfer error),
  *   ENOMEM.
  * On every return the transfer is over: removed from the multi handle,
  * its sockets closed, nothing left running. r is filled in as far as the

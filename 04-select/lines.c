@@ -41,6 +41,15 @@
 #define LINES_LINGER_MS    500
 #define LINES_LINGER_BYTES (1024 * 1024)
 
+/* After the goodbye at shutdown, a client under load is still sending: all
+ * it has in flight (its socket buffers, several MiB) must be read before
+ * the close, or the close resets the connection and the client's kernel
+ * throws away the replies and the goodbye it has not read yet. A client
+ * that reads sees the goodbye and the EOF and closes within a round trip;
+ * these bound one that does not. The grace period's end cuts it short. */
+#define LINES_GOODBYE_LINGER_MS    1000
+#define LINES_GOODBYE_LINGER_BYTES (64 * 1024 * 1024)
+
 /* Why a wait ended. */
 enum lines_wake {
     LINES_WAKE_AGAIN,        /* bytes arrived, or were written: look at the buffers, wait again */
@@ -331,30 +340,36 @@ static bool flush_all(struct conn *c, int64_t deadline)
 }
 
 /* linger: after the last reply, half-close and read what the client is
- * still sending (and drop it) for up to ms, so the close that follows does
- * not reset the connection under the reply. Ends early at the client's
- * EOF; with ms 0, only drops what has already arrived. */
-static void linger(struct conn *c, int64_t ms)
+ * still sending (and drop it) for up to ms and max_bytes, so the close that
+ * follows does not reset the connection under the reply. Ends early at
+ * the client's EOF (or its reset: it is gone). Returns false when it gave
+ * up on a client still sending (time, bytes or the force token): the close
+ * may then reset the connection before the client has read everything. */
+static bool linger(struct conn *c, int64_t ms, size_t max_bytes)
 {
     shutdown(c->fd, SHUT_WR);
     int64_t deadline = clock_deadline_ms(ms);
     size_t total = 0;
-    char sink[4096];
-    while (total < LINES_LINGER_BYTES) {
+    char sink[16384];
+    while (total < max_bytes) {
         ssize_t n = recv(c->fd, sink, sizeof sink, 0);
         if (n > 0) {
             total += (size_t)n;
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return;
+            return true;
         if (clock_now_ms() >= deadline)
-            return;
+            return total == 0; /* a quiet client: nothing unread to cause a reset */
         struct pollfd p[2] = {{.fd = c->s->force_fd, .events = POLLIN},
                               {.fd = c->fd, .events = POLLIN}};
-        if (poll(p, 2, clock_poll_timeout(deadline)) <= 0 || p[0].revents != 0)
-            return;
+        int ready = poll(p, 2, clock_poll_timeout(deadline));
+        if (ready < 0 && errno != EINTR)
+            return false;
+        if (p[0].revents != 0)
+            return false;
     }
+    return false;
 }
 
 /* finish: the last words for why the connection ends, then the close. */
@@ -364,6 +379,7 @@ static void finish(struct conn *c, enum lines_wake w, size_t partial)
     const struct lines_config *cfg = &s->cfg;
     bool ok = true;
     int64_t linger_ms = 0;
+    size_t linger_bytes = LINES_LINGER_BYTES;
     switch (w) {
     case LINES_WAKE_SHUTDOWN:
         if (partial > 0)
@@ -374,6 +390,10 @@ static void finish(struct conn *c, enum lines_wake w, size_t partial)
         else
             ok = out_printf(c, "goodbye: server shutting down\n");
         atomic_fetch_add(&s->goodbyes, 1);
+        /* The promise "pending replies and goodbye, then close" needs
+         * the client to read them before the close: linger for it. */
+        linger_ms = LINES_GOODBYE_LINGER_MS;
+        linger_bytes = LINES_GOODBYE_LINGER_BYTES;
         break;
     case LINES_WAKE_EOF:
         if (partial > 0) { /* reported, not silently dropped (mini-redis does the same) */
@@ -423,7 +443,12 @@ static void finish(struct conn *c, enum lines_wake w, size_t partial)
         }
         return;
     }
-    linger(c, linger_ms);
+    if (!linger(c, linger_ms, linger_bytes) && w == LINES_WAKE_SHUTDOWN) {
+        atomic_fetch_add(&s->reset, 1);
+        log_warn("the client was still sending %lld ms after its goodbye: closed, which may reset "
+                 "the connection before it reads its last replies",
+                 (long long)linger_ms);
+    }
 }
 
 /* tick: what the thread does every tick_ms, whatever else is going on. */

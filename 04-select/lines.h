@@ -55,6 +55,7 @@ struct lines_server {
     atomic_uint_fast64_t dropped;   /* --unsafe: bytes of half-received lines lost at a wake-up */
     atomic_uint_fast64_t cut;       /* connections that ended mid-line (EOF, timeout, too long) */
     atomic_uint_fast64_t goodbyes;  /* connections told goodbye at shutdown */
+    atomic_uint_fast64_t reset;     /* of those, closed while the client was still sending */
     atomic_uint_fast64_t abandoned; /* replies not delivered because the grace period ended */
 };
 

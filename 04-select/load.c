@@ -33,7 +33,11 @@ struct worker {
     uint64_t lines;                /* lines this connection sends */
     pthread_t thread;              /* its thread */
     struct load_result r;          /* its counts (elapsed unused) */
+    char goodbye[128];             /* the server's "goodbye: ..." line, if it said one */
 };
+
+/* GOODBYE: how the line server begins its last line when it shuts down. */
+#define GOODBYE "goodbye: "
 
 /* connect_once: start a non-blocking connect to ai and wait for it, with
  * the token and the deadline. The socket, or -1 with errno set
@@ -113,6 +117,17 @@ static int line_text(char *out, size_t size, size_t k, uint64_t i)
     return snprintf(out, size, "line %zu-%llu", k, (unsigned long long)i);
 }
 
+/* note_bad: keep the first line that was not an answer (without a CR),
+ * for the message that says what the server is. */
+static void note_bad(struct worker *w, const char *line, size_t n)
+{
+    if (w->r.first_bad[0] != '\0')
+        return;
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    snprintf(w->r.first_bad, sizeof w->r.first_bad, "%.*s", n > 60 ? 60 : (int)n, line);
+}
+
 /* check_answers: match every complete answer in in[0..*len) against the
  * next expected line; keeps the incomplete tail. */
 static void check_answers(struct worker *w, char *in, size_t *len, uint64_t *next)
@@ -127,14 +142,35 @@ static void check_answers(struct worker *w, char *in, size_t *len, uint64_t *nex
         if (*next < w->lines && (size_t)k == n && memcmp(want, in + pos, n) == 0) {
             w->r.answered++;
             w->r.bytes_lost -= (uint64_t)t + 1;
+            (*next)++;
+        } else if (n >= strlen(GOODBYE) && memcmp(in + pos, GOODBYE, strlen(GOODBYE)) == 0) {
+            /* the server's last words, not a wrong answer: kept for the message */
+            snprintf(w->goodbye, sizeof w->goodbye, "%.*s", (int)n, in + pos);
+        } else if (*next >= w->r.sent) { /* more answers than lines sent: not a line server? */
+            w->r.unexpected++;
+            note_bad(w, in + pos, n);
         } else {
             w->r.wrong++;
+            note_bad(w, in + pos, n);
+            (*next)++;
         }
-        (*next)++;
         pos += n + 1;
     }
     memmove(in, in + pos, *len - pos);
     *len -= pos;
+}
+
+/* conn_failed: record a send or receive failure, with how far the
+ * connection got; a reset says what it usually means. */
+static void conn_failed(struct worker *w, int err)
+{
+    w->r.error = err;
+    snprintf(w->r.error_text, sizeof w->r.error_text,
+             "connection %zu: %s after %llu of %llu lines answered%s", w->index, strerror(err),
+             (unsigned long long)w->r.answered, (unsigned long long)w->lines,
+             err == ECONNRESET ? " (the server closed it with lines unread: did it shut down or "
+                                 "crash?)"
+                               : "");
 }
 
 /* worker_main: send this connection's lines, read and check the answers,
@@ -198,7 +234,7 @@ static void *worker_main(void *arg)
             if (k > 0)
                 out_off += (size_t)k;
             else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                w->r.error = errno;
+                conn_failed(w, errno);
                 break;
             }
         }
@@ -214,15 +250,20 @@ static void *worker_main(void *arg)
             } else if (k == 0) {
                 break; /* the server's EOF: it has answered all it will */
             } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                w->r.error = errno;
-                snprintf(w->r.error_text, sizeof w->r.error_text, "connection %zu: %s", w->index,
-                         strerror(errno));
+                conn_failed(w, errno);
                 break;
             }
         }
     }
     if (in_len > 0 && w->r.error == 0)
         w->r.wrong++; /* the server ended with an answer cut short */
+    if (w->goodbye[0] != '\0' && w->r.answered < w->lines && w->r.error == 0) {
+        w->r.error = EPIPE; /* it shut down before answering everything */
+        snprintf(w->r.error_text, sizeof w->r.error_text,
+                 "connection %zu: the server shut down ('%s') after %llu of %llu lines answered",
+                 w->index, w->goodbye, (unsigned long long)w->r.answered,
+                 (unsigned long long)w->lines);
+    }
 out:
     free(out);
     free(in);
@@ -267,6 +308,9 @@ int load_run(const struct load_config *cfg, struct cancel_token *token, int64_t 
         r->sent += w[i].r.sent;
         r->answered += w[i].r.answered;
         r->wrong += w[i].r.wrong;
+        r->unexpected += w[i].r.unexpected;
+        if (r->first_bad[0] == '\0')
+            memcpy(r->first_bad, w[i].r.first_bad, sizeof r->first_bad);
         r->bytes_sent += w[i].r.bytes_sent;
         r->bytes_lost += w[i].r.bytes_lost;
         if (r->error == 0 && w[i].r.error != 0) {

@@ -26,7 +26,9 @@ struct load_config {
 struct load_result {
     uint64_t sent;        /* lines written */
     uint64_t answered;    /* answers received that matched their line exactly */
-    uint64_t wrong;       /* answers that did not match (or extra lines) */
+    uint64_t wrong;       /* answers that did not match their line (at most one per line) */
+    uint64_t unexpected;  /* lines received beyond one per line sent (not a line server?) */
+    char first_bad[64];   /* the first wrong or unexpected line received, cut to 60 bytes */
     uint64_t bytes_sent;  /* bytes of lines written, newlines included */
     uint64_t bytes_lost;  /* bytes of lines never answered correctly */
     int64_t elapsed_ns;   /* from the first connect to the last answer */
@@ -37,7 +39,8 @@ struct load_result {
 /* load_run: run the load and fill r. Blocks until every connection has
  * had all its answers and the server's EOF, until deadline_ms (absolute,
  * clock_now_ms(); connecting counts), or until `token` (may be NULL) is
- * cancelled. Returns r->error: 0, ETIMEDOUT, ECANCELED, or the first
+ * cancelled. Returns r->error: 0, ETIMEDOUT, ECANCELED, EPIPE (the
+ * server said goodbye before answering every line), or the first
  * connection's failure. Cancel safety: none needed; a cancelled run is
  * over, its connections closed, and r holds the counts so far. */
 int load_run(const struct load_config *cfg, struct cancel_token *token, int64_t deadline_ms,

@@ -72,17 +72,18 @@ static void usage_fetch(FILE *out)
             "has arrived (a failed fetch writes nothing there). One deadline covers the whole\n"
             "fetch, connect to last byte; it is the only timeout. Ctrl-C abandons the fetch.\n"
             "\n"
-            "options (D is a duration: a bare number is seconds, as in 2.5, or 500ms, 2s, 1m):\n"
-            "  --timeout D          the deadline (default 30; from 1ms to 24h)\n"
+            "options:\n"
+            "  --timeout D          the deadline (default 30s; from 1ms to 24h)\n"
             "  -L, --location       follow redirects (default: do not; a 3xx is printed with\n"
             "                       a warning naming its Location)\n"
             "  --max-redirects N    with --location, the most hops (default 10)\n"
-            "  --max-body BYTES     a larger body fails the fetch (default 104857600;\n"
-            "                       suffixes k, M, G, T: 64k, 10M, 1G)\n"
+            "  --max-body BYTES     a larger body fails the fetch (default 100M; from 1\n"
+            "                       to 1T)\n"
             "  --log-level LEVEL    LOG_LEVEL  error, warn, info, debug, trace (default warn)\n"
             "  -v, -vv              more verbose (-v: the timing of the fetch; -vv: libcurl's\n"
             "                       own trace of the transfer too)\n"
             "  -h, --help           this text\n"
+            "\n" PARSE_DURATION_HELP ".\n" PARSE_SIZE_HELP ".\n"
             "\n"
             "exit status: 0  2xx (or 3xx not followed): the body is on stdout\n"
             "             1  HTTP status 400 or more, connection refused, unknown host, body\n"
@@ -102,19 +103,19 @@ static void usage_lines(FILE *out)
             "on its socket, the shutdown token and a tick; a half-received line stays in the\n"
             "connection's buffer whatever wakes it. Try: nc 127.0.0.1 7070\n"
             "\n"
-            "options (each overrides the environment variable beside it; D is a duration:\n"
-            "a bare number is seconds, as in 2.5, or 500ms, 2s, 1m; at most 60m):\n"
+            "options (each overrides the environment variable beside it; every D is at\n"
+            "most 1h):\n"
             "  --bind HOST:PORT      BIND_ADDR         listen address (default 127.0.0.1:7070;\n"
             "                                          port 0: any free one)\n"
             "  --max-line BYTES      MAX_LINE          longest line, newline excluded (default\n"
-            "                                          4096; 1 to 16777216); longer: an error\n"
-            "                                          reply and close\n"
+            "                                          4k; 1 to 16M); longer: an error reply\n"
+            "                                          and close\n"
             "  --line-timeout D      LINE_TIMEOUT      a line must end this long after its first\n"
             "                                          byte (default 30s)\n"
             "  --idle-timeout D      IDLE_TIMEOUT      close a connection idle this long between\n"
             "                                          lines (default 300s)\n"
             "  --tick D              TICK              the periodic wake-up of every connection\n"
-            "                                          (default 100ms; 1ms to 60s)\n"
+            "                                          (default 100ms; 1ms to 1m)\n"
             "  --max-connections N   MAX_CONNECTIONS   clients at once (default 1024); more get\n"
             "                                          an error line and are closed\n"
             "  --shutdown-timeout D  SHUTDOWN_TIMEOUT  grace period for the last replies at\n"
@@ -126,14 +127,18 @@ static void usage_lines(FILE *out)
             "                                          lives in a buffer local to one wait, and\n"
             "                                          is lost at every tick\n"
             "  -h, --help                              this text\n"
+            "\n" PARSE_DURATION_HELP ".\n" PARSE_SIZE_HELP ".\n"
             "\n"
-            "SIGINT or SIGTERM: stop accepting; every connection stops reading at once,\n"
-            "writes its pending replies and \"goodbye: server shutting down\", and closes;\n"
-            "then \"shutdown complete\". A second signal exits at once.\n"
+            "SIGINT or SIGTERM: stop accepting; every connection stops reading lines at\n"
+            "once, writes its pending replies and \"goodbye: server shutting down\", then\n"
+            "reads and drops what the client still sends until it closes (at most 1 s),\n"
+            "so the close cannot reset the replies away; then \"shutdown complete\". A\n"
+            "second signal exits at once.\n"
             "\n"
             "exit status: 0  shut down cleanly\n"
             "             1  run-time failure, or the grace period expired with replies\n"
-            "                not delivered\n"
+            "                not delivered, or a client still sending 1 s after its\n"
+            "                goodbye was closed (its last replies may be lost)\n"
             "             2  usage or configuration error (bad value, port in use)\n"
             "             130, 143  forced out by a second SIGINT or SIGTERM\n");
 }
@@ -150,8 +155,9 @@ static void usage_load(FILE *out)
                  "  --connect HOST:PORT   the server (default 127.0.0.1:7070)\n"
                  "  --connections N       connections, one thread each (default 4; 1 to 1000)\n"
                  "  --lines N             lines in all (default 1000000; 1 to 1000000000)\n"
-                 "  --timeout D           deadline for the whole run (default 60s)\n"
+                 "  --timeout D           deadline for the whole run (default 60s; 1ms to 24h)\n"
                  "  -h, --help            this text\n"
+                 "\n" PARSE_DURATION_HELP ".\n"
                  "\n"
                  "exit status: 0  every line answered correctly\n"
                  "             1  a line lost or answered wrongly, or a connection failed\n"
@@ -167,39 +173,12 @@ static bool bad_value(const char *source, const char *value, const char *expecte
     return false;
 }
 
-/* parse_size: bytes, with an optional binary suffix k, M, G or T. */
-static int parse_size(const char *text, uint64_t max, uint64_t *out)
+/* bad_form: the one-line message for a duration or a size that does not
+ * parse, its words (`why`) from parse.h. */
+static bool bad_form(const char *source, const char *value, const char *why)
 {
-    char digits[32];
-    size_t len = strlen(text);
-    if (len == 0 || len >= sizeof digits)
-        return EINVAL;
-    memcpy(digits, text, len + 1);
-    unsigned shift = 0;
-    switch (digits[len - 1]) {
-    case 'k':
-    case 'K':
-        shift = 10;
-        break;
-    case 'M':
-        shift = 20;
-        break;
-    case 'G':
-        shift = 30;
-        break;
-    case 'T':
-        shift = 40;
-        break;
-    default:
-        break;
-    }
-    if (shift > 0)
-        digits[len - 1] = '\0';
-    uint64_t n;
-    int err = parse_uint(digits, 1, max >> shift, &n);
-    if (err == 0)
-        *out = n << shift;
-    return err;
+    fprintf(stderr, "error: invalid %s '%s': %s\n", source, value, why);
+    return false;
 }
 
 /* finish_logging: the level from its setting and -v, then start the log. */
@@ -306,12 +285,10 @@ static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int arg
     if (cli_read(argc, argv, fetch_settings, F_N, value, source, &verbose) != CLI_OK)
         return EXIT_USAGE;
     uint64_t n;
+    char why[PARSE_WHY_SIZE];
     if (value[F_TIMEOUT] != NULL &&
-        (parse_duration_ms(value[F_TIMEOUT], DAY_MS, timeout_ms) != 0 || *timeout_ms == 0))
-        return bad_value(source[F_TIMEOUT], value[F_TIMEOUT],
-                         "a duration from 1ms to 24 hours, such as 30, 2.5, 500ms or 1m (a bare "
-                         "number is seconds; 24 hours is 86400 or 1440m)"),
-               EXIT_USAGE;
+        parse_duration_check(value[F_TIMEOUT], 1, DAY_MS, timeout_ms, why, sizeof why) != 0)
+        return bad_form(source[F_TIMEOUT], value[F_TIMEOUT], why), EXIT_USAGE;
     o->follow_redirects = value[F_LOCATION] != NULL || value[F_LOCATION_SHORT] != NULL;
     if (value[F_MAX_REDIRS] != NULL) {
         if (parse_uint(value[F_MAX_REDIRS], 0, 1000, &n) != 0)
@@ -325,13 +302,10 @@ static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int arg
         }
     }
     if (value[F_MAX_BODY] != NULL) {
-        if (parse_size(value[F_MAX_BODY], (uint64_t)1 << 40, &n) != 0)
-            return bad_value(source[F_MAX_BODY], value[F_MAX_BODY],
-                             "a number of bytes from 1 to 1T, such as 65536, 64k, 10M, 1G or 1T"),
-                   EXIT_USAGE;
+        if (parse_size_check(value[F_MAX_BODY], 1, (uint64_t)1 << 40, &n, why, sizeof why) != 0)
+            return bad_form(source[F_MAX_BODY], value[F_MAX_BODY], why), EXIT_USAGE;
         o->max_body = (size_t)n;
     }
-    char why[128];
     if (fetch_check_url(o->url, why, sizeof why) != 0) {
         fprintf(stderr,
                 "error: invalid URL '%s': %s; expected an http:// or https:// URL such as "
@@ -467,6 +441,7 @@ static bool lines_apply(struct lines_cli *cfg, enum lines_setting id, const char
 {
     uint64_t n;
     int64_t ms;
+    char why[PARSE_WHY_SIZE];
     switch (id) {
     case L_BIND:
         if (parse_host_port(value, cfg->host, sizeof cfg->host, &cfg->port) != 0)
@@ -476,8 +451,8 @@ static bool lines_apply(struct lines_cli *cfg, enum lines_setting id, const char
         cfg->bind = value;
         return true;
     case L_MAX_LINE:
-        if (parse_uint(value, 1, 16u << 20, &n) != 0)
-            return bad_value(source, value, "a number of bytes from 1 to 16777216");
+        if (parse_size_check(value, 1, 16u << 20, &n, why, sizeof why) != 0)
+            return bad_form(source, value, why);
         cfg->lines.max_line = (size_t)n;
         return true;
     case L_MAX_CONNS:
@@ -488,11 +463,9 @@ static bool lines_apply(struct lines_cli *cfg, enum lines_setting id, const char
     case L_LINE_TIMEOUT:
     case L_IDLE_TIMEOUT:
     case L_TICK:
-        if (parse_duration_ms(value, id == L_TICK ? 60000 : HOUR_MS, &ms) != 0 || ms == 0)
-            return bad_value(source, value,
-                             id == L_TICK ? "a duration from 1ms to 60s, such as 100ms"
-                                          : "a duration from 1ms to 60m, such as 30s, 500ms or "
-                                            "2m (a bare number is seconds)");
+        if (parse_duration_check(value, 1, id == L_TICK ? 60000 : HOUR_MS, &ms, why, sizeof why) !=
+            0)
+            return bad_form(source, value, why);
         if (id == L_LINE_TIMEOUT)
             cfg->lines.line_timeout_ms = ms;
         else if (id == L_IDLE_TIMEOUT)
@@ -501,8 +474,8 @@ static bool lines_apply(struct lines_cli *cfg, enum lines_setting id, const char
             cfg->lines.tick_ms = ms;
         return true;
     case L_GRACE:
-        if (parse_duration_ms(value, HOUR_MS, &ms) != 0)
-            return bad_value(source, value, "a duration from 0 to 60m, such as 10, 2.5, 500ms");
+        if (parse_duration_check(value, 0, HOUR_MS, &ms, why, sizeof why) != 0)
+            return bad_form(source, value, why);
         cfg->grace_ms = ms;
         return true;
     case L_UNSAFE:
@@ -678,8 +651,13 @@ static int lines_main(int argc, char **argv)
     if (cfg.lines.unsafe_reader)
         log_warn("--unsafe dropped %llu bytes of unfinished lines at ticks",
                  (unsigned long long)atomic_load(&app.server.dropped));
+    uint64_t reset = atomic_load(&app.server.reset);
     if (conns.error != 0)
         log_error("shutdown after an accept failure: %s", strerror(conns.error));
+    else if (reset > 0) /* their replies and goodbye may not have arrived: not a clean exit */
+        log_warn("shutdown incomplete: %llu connections still sending after their goodbye were "
+                 "closed; their last replies may be lost",
+                 (unsigned long long)reset);
     else if (!clean)
         log_warn("shutdown incomplete: the grace period expired; %llu connections' replies "
                  "abandoned",
@@ -742,11 +720,10 @@ static int load_main(int argc, char **argv)
     if (value[D_LINES] != NULL && parse_uint(value[D_LINES], 1, 1000000000, &cfg.lines) != 0)
         return bad_value(source[D_LINES], value[D_LINES], "a whole number from 1 to 1000000000"),
                EXIT_USAGE;
+    char why[PARSE_WHY_SIZE];
     if (value[D_TIMEOUT] != NULL &&
-        (parse_duration_ms(value[D_TIMEOUT], DAY_MS, &timeout_ms) != 0 || timeout_ms == 0))
-        return bad_value(source[D_TIMEOUT], value[D_TIMEOUT],
-                         "a duration from 1ms to 24 hours, such as 60, 500ms or 5m"),
-               EXIT_USAGE;
+        parse_duration_check(value[D_TIMEOUT], 1, DAY_MS, &timeout_ms, why, sizeof why) != 0)
+        return bad_form(source[D_TIMEOUT], value[D_TIMEOUT], why), EXIT_USAGE;
     if (cfg.connections > cfg.lines)
         cfg.connections = (size_t)cfg.lines;
     log_init(LOG_WARN);
@@ -764,19 +741,30 @@ static int load_main(int argc, char **argv)
     cancel_token_release(token);
     double secs = (double)r.elapsed_ns / 1e9;
     double rate = secs > 0 ? (double)r.answered / secs : 0;
+    char unexpected[64] = "";
+    if (r.unexpected > 0)
+        snprintf(unexpected, sizeof unexpected, ", %llu lines more than were sent",
+                 (unsigned long long)r.unexpected);
     if (err != 0) { /* stopped early: unanswered lines are not lost, only not answered yet */
         fprintf(stderr,
                 "stopped after %.3f s: %llu of %llu lines sent, %llu answered correctly so far, "
-                "%llu wrong\n",
+                "%llu wrong%s\n",
                 secs, (unsigned long long)r.sent, (unsigned long long)cfg.lines,
-                (unsigned long long)r.answered, (unsigned long long)r.wrong);
+                (unsigned long long)r.answered, (unsigned long long)r.wrong, unexpected);
     } else {
         fprintf(stderr,
                 "%llu lines (%llu bytes) over %zu connections in %.3f s: %.0f lines/s; %llu "
-                "answered correctly, %llu wrong, %llu bytes lost\n",
+                "answered correctly, %llu wrong, %llu bytes lost%s\n",
                 (unsigned long long)r.sent, (unsigned long long)r.bytes_sent, cfg.connections, secs,
                 rate, (unsigned long long)r.answered, (unsigned long long)r.wrong,
-                (unsigned long long)r.bytes_lost);
+                (unsigned long long)r.bytes_lost, unexpected);
+    }
+    if (r.answered == 0 && r.first_bad[0] != '\0') { /* what came back was never an answer */
+        fprintf(stderr,
+                "error: the server's first line was '%s', not an answer 'LEN LINE': is it a line "
+                "server (select lines)?\n",
+                r.first_bad);
+        return EXIT_RUNTIME;
     }
     if (err == ECANCELED) {
         int signo = signals_received();
@@ -814,7 +802,11 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    fprintf(stderr, "error: unknown command '%s': expected fetch, lines or load (see --help)\n",
-            cmd);
+    if (cmd[0] == '-') /* "select -v lines": each command has its own options */
+        fprintf(stderr, "error: the command goes first: select fetch|lines|load [options] (see "
+                        "--help)\n");
+    else
+        fprintf(stderr, "error: unknown command '%s': expected fetch, lines or load (see --help)\n",
+                cmd);
     return EXIT_USAGE;
 }

@@ -337,6 +337,26 @@ count_lines() {
     grep -qE 'served .* \(1 refused\)' "$BG_ERR"
 }
 
+@test "shutdown: sizes and durations follow the one grammar; --max-body 1k is 1024 bytes" {
+    run -0 "$BIN" --help
+    assert_output --partial "a number with a unit ms, s, m or h"
+    assert_output --partial "with a suffix k, M, G or T"
+    # 02 refused 1k while 04 took it (issue 11, 4.6); 1h is the help's limit.
+    start_service sizes --max-body 1k --shutdown-timeout 1h --idle-timeout 1h
+    local body
+    body=$(head -c 1024 /dev/zero | tr '\0' x)
+    run -0 curl -s -o /dev/null -w '%{http_code}' --data-binary "$body" "$URL/jobs"
+    assert_output 202
+    run -0 curl -s -o /dev/null -w '%{http_code}' --data-binary "${body}x" "$URL/jobs"
+    assert_output 413
+    stop_bg TERM
+    [[ $EXIT_STATUS -eq 0 ]]
+    run -2 --separate-stderr "$BIN" --max-body 17M
+    [[ $stderr == "error: invalid --max-body '17M': above the maximum 16M; expected a size from 0 to 16M bytes"* ]]
+    run -2 --separate-stderr "$BIN" --request-timeout 0.0001
+    [[ $stderr == "error: invalid --request-timeout '0.0001': finer than the 1ms resolution;"* ]]
+}
+
 @test "shutdown: bad configuration exits 2 with one line naming the input" {
     run -2 --separate-stderr env BIND_ADDR=x "$BIN"
     [[ $stderr == "error: invalid BIND_ADDR 'x': expected HOST:PORT"* ]]

@@ -338,12 +338,12 @@ print(data.decode().replace("\r", ""), end="")
     grep -q 'shutdown complete' "$BG_ERR"
 }
 
-@test "actor: a client that never reads its replies cannot hold the drain past the grace period" {
-    start_actor stuck SHUTDOWN_TIMEOUT=1 LOG_LEVEL=trace
+# never_reading_client: SET a 1 MB value "big", then, in the background,
+# send 64 GETs of it on a connection that never reads (a 4 KiB receive
+# buffer). Sets $client to its pid.
+never_reading_client() {
     head -c 1000000 /dev/zero | tr '\0' v >"$BATS_TEST_TMPDIR/big"
     run -0 rcli -x SET big <"$BATS_TEST_TMPDIR/big"
-    # 64 GETs of 1 MB each, and never a read: the server's writes fill the
-    # socket buffers and block.
     timeout 20 python3 -c '
 import socket, sys, time
 s = socket.socket()
@@ -352,7 +352,25 @@ s.connect(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET big\r\n" * 64)
 time.sleep(15)
 ' "$PORT" 3>&- &
-    local client=$! start
+    client=$!
+}
+
+@test "actor: a client dropped for not reading its replies is logged as that, not as QUIT or an error" {
+    start_actor deaf FRAME_TIMEOUT=1 LOG_LEVEL=debug
+    local client
+    never_reading_client
+    wait_for_log "$BG_ERR" 'connection closed: replies not delivered: the client stopped reading them or left' 15
+    run ! grep -q 'closed after QUIT' "$BG_ERR"
+    kill "$client" 2>/dev/null || true
+    wait "$client" || true
+    stop_bg TERM
+    assert_equal "$EXIT_STATUS" 0
+}
+
+@test "actor: a client that never reads its replies cannot hold the drain past the grace period" {
+    start_actor stuck SHUTDOWN_TIMEOUT=1 LOG_LEVEL=trace
+    local client start
+    never_reading_client # the server's writes fill the socket buffers and block
     # Wait until the connection is stuck writing: GETs ran, and no more
     # run because the socket buffers are full.
     local n=0 last=-1 deadline=$(($(now_ms) + 10000))
@@ -485,6 +503,14 @@ print(repr(s.recv(4096)))
     [[ $stderr == "error: invalid --slow-actor 'soon'"* ]]
     run -2 --separate-stderr "$BIN" --frobnicate
     [[ $stderr == "error: unknown option '--frobnicate'"* ]]
+    # A subcommand after a flag is said to go first (issue 11, 4.7), and a
+    # stray word is an argument, not an "unknown option".
+    run -2 --separate-stderr "$BIN" --mutex bench
+    assert_equal "$stderr" "error: 'bench' is a command and goes first: actor bench [options] (see actor bench --help)"
+    run -2 --separate-stderr "$BIN" --mutex serve
+    assert_equal "$stderr" "error: unexpected argument 'serve' (see --help)"
+    run -2 --separate-stderr "$BIN" --slow-actor bench
+    [[ $stderr == "error: invalid --slow-actor 'bench'"* ]]
     run -2 --separate-stderr "$BIN" bench --clients 0
     [[ $stderr == "error: invalid --clients '0'"* ]]
     run -2 --separate-stderr "$BIN" bench --baseline --clients 3

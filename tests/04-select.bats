@@ -56,6 +56,31 @@ wait_connected() {
     done
 }
 
+# start_one_liner: a server that speaks neither HTTP nor the line protocol:
+# it answers every connection "+OK this is not HTTP" and closes. Sets
+# ONE_PORT.
+start_one_liner() {
+    start_bg oneliner 60 python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(65536)
+        c.sendall(b"+OK this is not HTTP\r\n")
+    except OSError:
+        pass
+    finally:
+        c.close()
+'
+    wait_for_log "$BG_OUT" 'listening on 127\.0\.0\.1:[0-9]+' 10
+    ONE_PORT=$(grep -oE '[0-9]+$' "$BG_OUT" | head -n 1)
+}
+
 @test "select: --help lists the commands and exit statuses; fetch --help its options" {
     run -0 "$BIN" --help
     for word in fetch lines load "exit status" 130; do
@@ -80,6 +105,10 @@ wait_connected() {
     [[ $stderr == *"usage: select fetch URL"* ]]
     run -2 --separate-stderr "$BIN" bogus
     assert_equal "$stderr" "error: unknown command 'bogus': expected fetch, lines or load (see --help)"
+    run -2 --separate-stderr "$BIN" -v lines
+    assert_equal "$stderr" "error: the command goes first: select fetch|lines|load [options] (see --help)"
+    run -2 --separate-stderr "$BIN" lines extra
+    assert_equal "$stderr" "error: unexpected argument 'extra' (see --help)"
 }
 
 @test "select: fetch writes bodies of 0, 1 and 1 MiB bytes to stdout byte for byte" {
@@ -234,6 +263,38 @@ SHIM_C
     ms=$(elapsed_ms "$start")
     ((ms < 2000)) || fail "SIGINT took $ms ms to end a fetch stuck in a name lookup"
     grep -q 'error: interrupted by SIGINT' "$BG_ERR"
+}
+
+@test "select: fetch from a server that does not speak HTTP is a transfer error (exit 1), not a usage error" {
+    # curl says "Received HTTP/0.9 when not allowed"; it used to exit 2
+    # (issue 11, 4.3): the URL was fine, the server was not.
+    start_one_liner
+    run -1 --separate-stderr timeout 30 "$BIN" fetch "http://127.0.0.1:$ONE_PORT/"
+    assert_output ""
+    [[ $stderr == "error: cannot fetch 'http://127.0.0.1:$ONE_PORT/': "*HTTP/0.9* ]] || fail "$stderr"
+}
+
+@test "select: the limits --help names are accepted: --timeout 24h and 1h, --max-body 1k" {
+    run -0 "$BIN" fetch --help
+    assert_output --partial "from 1ms to 24h"
+    assert_output --partial "a number with a unit ms, s, m or h"
+    assert_output --partial "with a suffix k, M, G or T"
+    start_httpd
+    local out="$BATS_TEST_TMPDIR/body" t
+    for t in 24h 1h 86400 1440m; do
+        fetch_to "$out" "$URL/bytes/1024" --timeout "$t" --max-body 1k
+        ((FETCH_STATUS == 0)) || fail "--timeout $t: status $FETCH_STATUS: $(cat "$out.err")"
+    done
+    run -2 --separate-stderr "$BIN" fetch "$URL/" --timeout 24.5h
+    [[ $stderr == "error: invalid --timeout '24.5h': above the maximum 24h; expected a duration from 1ms to 24h"* ]]
+    run -2 --separate-stderr "$BIN" load --timeout 0.0001
+    [[ $stderr == "error: invalid --timeout '0.0001': finer than the 1ms resolution;"* ]]
+    run -2 --separate-stderr "$BIN" lines --max-line 32M
+    [[ $stderr == "error: invalid --max-line '32M': above the maximum 16M;"* ]]
+    run -0 "$BIN" lines --help
+    assert_output --partial "a number with a unit ms, s, m or h"
+    run -0 "$BIN" load --help
+    assert_output --partial "1ms to 24h"
 }
 
 @test "select: fetch with a bad URL, no URL or a bad timeout exits 2 with a one-line error" {
@@ -447,6 +508,69 @@ wait_partial_lines() {
     [[ $stderr =~ 200000\ answered\ correctly,\ 0\ wrong,\ 0\ bytes\ lost ]]
     stop_bg TERM "$SRV_PID"
     assert_equal "$EXIT_STATUS" 0
+}
+
+@test "select: SIGTERM under load: the client gets every reply the server counted, then the goodbye" {
+    # The close at shutdown drained nothing: bytes still arriving reset the
+    # connection and the client lost queued replies and the goodbye, while
+    # the server logged a clean exit (issue 11, 4.1). Now it lingers.
+    start_lines underload
+    start_bg load 120 "$BIN" load --connect "127.0.0.1:$PORT" --lines 50000000 --timeout 60
+    local load_pid=$BG_PID load_err=$BG_ERR
+    wait_connected "$PORT" 10
+    sleep 0.3 # not readiness: the point is a client still sending at SIGTERM
+    stop_bg TERM "$SRV_PID" 20
+    assert_equal "$EXIT_STATUS" 0
+    wait_exit "$load_pid" 60
+    assert_equal "$EXIT_STATUS" 1
+    local served got
+    served=$(grep -oE 'lines answered: [0-9]+' "$SRV_ERR" | grep -oE '[0-9]+$')
+    got=$(grep -oE '[0-9]+ answered correctly' "$load_err" | grep -oE '^[0-9]+')
+    [[ -n $served && -n $got ]] || fail "no counts: server '$served', load '$got'"
+    ((served > 0)) || fail "the load never got going"
+    assert_equal "$got" "$served"
+    grep -q "the server shut down ('goodbye: server shutting down" "$load_err" ||
+        fail "no goodbye seen: $(cat "$load_err")"
+    run ! grep -qi 'reset' "$load_err"
+    grep -q ' 0 wrong' "$load_err"
+    grep -q 'shutdown complete' "$SRV_ERR"
+}
+
+@test "select: a client that keeps sending after its goodbye is counted, and the exit is not clean" {
+    start_lines deaf
+    # Reads everything, but never stops sending (it ignores the EOF).
+    start_bg deafclient 60 python3 -c '
+import socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def reader():
+    while s.recv(65536):
+        pass
+threading.Thread(target=reader, daemon=True).start()
+print("connected", flush=True)
+try:
+    while True:
+        s.sendall(b"still here\n" * 1000)
+except OSError:
+    pass
+' "$PORT"
+    wait_for_log "$BG_OUT" connected 10
+    sleep 0.2 # not readiness: lines are flowing
+    stop_bg TERM "$SRV_PID" 20
+    assert_equal "$EXIT_STATUS" 1
+    grep -q 'the client was still sending 1000 ms after its goodbye' "$SRV_ERR"
+    grep -q 'shutdown incomplete: 1 connections still sending after their goodbye were closed' "$SRV_ERR"
+    run ! grep -q 'shutdown complete' "$SRV_ERR"
+}
+
+@test "select: load against a server that is not a line server says so, and counts no more wrong than sent" {
+    start_one_liner
+    run -1 --separate-stderr timeout 30 "$BIN" load --connect "127.0.0.1:$ONE_PORT" --lines 10 \
+        --connections 1
+    [[ $stderr == *"error: the server's first line was '+OK this is not HTTP', not an answer 'LEN LINE': is it a line server (select lines)?"* ]] ||
+        fail "$stderr"
+    local wrong
+    wrong=$(grep -oE '[0-9]+ wrong' <<<"$stderr" | grep -oE '^[0-9]+')
+    ((wrong <= 10)) || fail "$wrong wrong of 10 lines sent"
 }
 
 @test "select: load stops at its deadline even while the sockets stay busy" {
@@ -823,7 +947,8 @@ time.sleep(60)
 
 @test "select: lines with bad configuration exits 2 with a one-line error naming the input" {
     run -2 --separate-stderr timeout 10 "$BIN" lines --bind 127.0.0.1:0 --max-line 0
-    assert_equal "$stderr" "error: invalid --max-line '0': expected a number of bytes from 1 to 16777216"
+    # The one size grammar's words (parse.h): what is wrong, then the range.
+    assert_equal "$stderr" "error: invalid --max-line '0': below the minimum 1; expected a size from 1 to 16M bytes: a whole number, or with a suffix k, M, G or T (times 1024 each)"
     run -2 --separate-stderr timeout 10 "$BIN" lines --bind 127.0.0.1:0 --tick 0
     [[ $stderr == "error: invalid --tick '0': "* ]]
     run -2 --separate-stderr timeout 10 "$BIN" lines --bind 127.0.0.1:0 --line-timeout soon

@@ -74,6 +74,8 @@ int main(void)
     check("missing value", ARGS("--tasks"), CLI_ERROR, 0, NULL, NULL);
     check("-vx is not -v", ARGS("-vx"), CLI_ERROR, 0, NULL, NULL);
     check("env-only has no flag", ARGS("--T_ONLY", "1"), CLI_ERROR, 0, NULL, NULL);
+    check("a positional argument", ARGS("--baseline", "bench"), CLI_ERROR, 0, NULL, NULL);
+    check("a lone dash", ARGS("-"), CLI_ERROR, 0, NULL, NULL);
     if (failures > 0) {
         printf("cli: %d cases failed\n", failures);
         return 1;
