@@ -24,7 +24,15 @@
  * of accepts per wake-up, finished threads joined as they end.
  *
  * The type is opaque: main reads it through acceptor_stats and waits on it
- * with acceptor_wait, never through its fields.
+ * with acceptor_wait, never through its fields. Its life, in main:
+ *   1. acceptor_new: bind (a port in use is a usage error, before any thread);
+ *   2. pthread_create(acceptor_main), under a drop guard on the service's
+ *      token, so the service shuts down if the loop ends on an error;
+ *   3. the token is cancelled (a signal); acceptor_main returns: join it;
+ *   4. acceptor_wait(grace deadline) until 0, or give up and _exit;
+ *   5. acceptor_free.
+ * A connection thread gets no token from the acceptor: serve finds the one
+ * it watches through ctx (02 gives each connection a child token there).
  */
 #ifndef ACCEPTOR_H
 #define ACCEPTOR_H
@@ -85,10 +93,14 @@ struct acceptor; /* opaque (acceptor.c) */
 
 /* acceptor_new: bind host:port (port 0: any free one) and set up, without
  * starting a thread, so a bad address or a port in use is reported before
- * anything runs. serve(ctx, ...) is the work of each connection; token,
- * once cancelled, stops the accept loop (it is cloned). Sets *out and
- * returns 0, or returns an E* code (EADDRINUSE, EADDRNOTAVAIL, EMFILE,
- * ENOMEM ...). */
+ * anything runs. serve(ctx, ...) is the work of each connection; token
+ * (required), once cancelled, stops the accept loop (it is cloned). Sets
+ * *out and returns 0, or returns an E* code: EINVAL for a config it cannot
+ * run (max_connections 0, no refuse_full, no serve or token, a stack_size
+ * below PTHREAD_STACK_MIN), EADDRINUSE, EADDRNOTAVAIL, EMFILE, ENOMEM ...
+ * Resource errors while running (EMFILE from accept, EAGAIN from
+ * pthread_create) pause accepting, from 10 ms doubling to 1 s, and the
+ * pause starts small again after a connection is served. */
 int acceptor_new(struct acceptor **out, const char *host, uint16_t port,
                  const struct acceptor_config *cfg, acceptor_serve_fn *serve, void *ctx,
                  struct cancel_token *token);
@@ -108,11 +120,12 @@ const char *acceptor_addr(const struct acceptor *a);
 void *acceptor_main(void *arg);
 
 /* acceptor_wait: wait until every connection thread has finished, or
- * until deadline_ms (monotonic, clock.h; -1: no deadline), and join the
- * finished ones. Returns 0 (none is left running: all joined) or ETIMEDOUT.
- * Meant for after acceptor_main has returned: before that, a new
- * connection can start the moment it returns 0. Not cancellable (main
- * calls it with the grace deadline). */
+ * until deadline_ms (monotonic, clock.h; -1: no deadline), then join the
+ * ones that have finished. Returns 0 (none is left running: all joined) or
+ * ETIMEDOUT (those still running are not joined). Call it only after
+ * acceptor_main has returned and its thread was joined: before that, the
+ * loop itself joins threads and starts new ones. Takes no token (main
+ * calls it with the grace deadline, and a second signal _exits). */
 int acceptor_wait(struct acceptor *a, int64_t deadline_ms);
 
 /* acceptor_stats: fill *st with a snapshot of the counts. Takes the

@@ -78,6 +78,7 @@ struct acceptor {
     struct cancel_token *token; /* cancelled: stop accepting (our clone) */
     int token_fd;               /* its fd, polled by the accept loop */
     int force_fd;               /* cfg.force's fd, or -1 (poll skips it) */
+    pthread_attr_t attr;        /* connection threads' attributes (their stack size) */
     struct waitgroup conns;     /* connection threads that have not finished */
     int reap_read;              /* a pipe: the first thread to finish writes a byte */
     int reap_write;             /*   so the accept loop wakes up to join it */
@@ -95,6 +96,10 @@ int acceptor_new(struct acceptor **out, const char *host, uint16_t port,
                  const struct acceptor_config *cfg, acceptor_serve_fn *serve, void *ctx,
                  struct cancel_token *token)
 {
+    /* A misuse is said here, at start-up, not by a crash at the first
+     * refusal. */
+    if (cfg->max_connections == 0 || cfg->refuse_full == NULL || serve == NULL || token == NULL)
+        return EINVAL;
     struct acceptor *a = calloc(1, sizeof *a);
     if (a == NULL)
         return ENOMEM;
@@ -106,9 +111,17 @@ int acceptor_new(struct acceptor **out, const char *host, uint16_t port,
     a->serve = serve;
     a->ctx = ctx;
     a->listen_fd = a->reap_read = a->reap_write = a->force_fd = -1;
-    int err = net_listen(host, port, 511, &a->listen_fd);
+    /* The stack size is checked now: pthread_attr_setstacksize refuses one
+     * below PTHREAD_STACK_MIN (EINVAL), and ignoring that would give every
+     * connection glibc's 8 MiB default instead. */
+    int err = pthread_attr_init(&a->attr);
     if (err != 0)
         goto out_free;
+    if ((err = pthread_attr_setstacksize(&a->attr, a->cfg.stack_size)) != 0)
+        goto out_destroy_attr;
+    err = net_listen(host, port, 511, &a->listen_fd);
+    if (err != 0)
+        goto out_destroy_attr;
     net_local_addr(a->listen_fd, a->addr, sizeof a->addr);
     int p[2];
     if ((err = net_pipe(p)) != 0)
@@ -133,6 +146,8 @@ out_release_tokens:
     close(a->reap_write);
 out_close_listener:
     close(a->listen_fd);
+out_destroy_attr:
+    pthread_attr_destroy(&a->attr);
 out_free:
     free(a);
     return err;
@@ -279,8 +294,10 @@ static void count(struct acceptor *a, uint64_t *outcome)
     lock_release(&a->lock);
 }
 
-/* spawn: start a thread for accepted socket fd, or refuse it. */
-static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
+/* spawn: start a thread for accepted socket fd, or refuse it. Returns 0,
+ * or EAGAIN when no thread could be started for want of resources (the
+ * caller backs off as for EMFILE: accepting more would only refuse more). */
+static int spawn(struct acceptor *a, int fd)
 {
     /* Non-blocking first, whatever happens next: on Linux an accepted
      * socket does not inherit O_NONBLOCK from the listener, and even a
@@ -290,7 +307,7 @@ static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
         log_warn("cannot set up a connection: %s", strerror(err));
         count(a, &a->st.failed);
         close(fd);
-        return;
+        return 0;
     }
     lock_acquire(&a->lock);
     bool full = a->st.live >= a->cfg.max_connections;
@@ -301,14 +318,14 @@ static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
     lock_release(&a->lock);
     if (full) {
         refuse(a, fd, a->cfg.refuse_full); /* past the cap, politely */
-        return;
+        return 0;
     }
     struct acceptor_slot *c = calloc(1, sizeof *c);
     if (c == NULL) {
         log_warn("cannot serve a connection: out of memory");
         count(a, &a->st.failed);
         refuse(a, fd, a->cfg.refuse_failed);
-        return;
+        return 0;
     }
     c->a = a;
     c->id = ++a->next_id;
@@ -326,9 +343,10 @@ static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
     a->st.accepted++;
     a->st.started++;
     lock_release(&a->lock);
-    err = pthread_create(&c->thread, attr, slot_main, c);
-    if (err != 0) { /* undone in one step: it moves from started to failed */
-        log_warn("cannot start a connection thread: %s", strerror(err));
+    err = pthread_create(&c->thread, &a->attr, slot_main, c);
+    if (err != 0) {        /* undone in one step: it moves from started to failed */
+        if (err != EAGAIN) /* EAGAIN is logged with the backoff it causes */
+            log_warn("cannot start a connection thread: %s", strerror(err));
         lock_acquire(&a->lock);
         live_remove(a, c);
         a->st.started--;
@@ -337,21 +355,37 @@ static void spawn(struct acceptor *a, int fd, const pthread_attr_t *attr)
         waitgroup_done(&a->conns);
         free(c);
         refuse(a, fd, a->cfg.refuse_failed);
+        return err == EAGAIN ? EAGAIN : 0;
     }
+    return 0;
+}
+
+/* backoff_next: after a resource error (err, from `what`), the next pause:
+ * 10 ms, doubling up to 1 s while the errors go on without progress. */
+static int backoff_next(int backoff, const char *what, int err)
+{
+    backoff = backoff == 0 ? ACCEPTOR_BACKOFF_MIN_MS : backoff * 2;
+    if (backoff > ACCEPTOR_BACKOFF_MAX_MS)
+        backoff = ACCEPTOR_BACKOFF_MAX_MS;
+    log_warn("%s: %s; pausing %d ms", what, strerror(err), backoff);
+    return backoff;
 }
 
 /* accept_ready: accept pending connections, at most a batch, none once
  * the token is cancelled. Returns 0, a backoff in ms after a resource
  * error, or -1 after an error retrying cannot fix. */
-static int accept_ready(struct acceptor *a, const pthread_attr_t *attr, int backoff)
+static int accept_ready(struct acceptor *a, int backoff)
 {
     int err;
     for (int i = 0; i < ACCEPTOR_BATCH && !cancel_token_is_cancelled(a->token); i++) {
         int fd = accept(a->listen_fd, NULL, NULL);
         if (fd >= 0) {
             log_trace("accepted a connection (%d this wake-up)", i + 1);
-            spawn(a, fd, attr);
-            continue;
+            if (spawn(a, fd) == 0) {
+                backoff = 0; /* progress: the next resource error starts small again */
+                continue;
+            }
+            return backoff_next(backoff, "cannot start a connection thread", EAGAIN);
         }
         switch (errno) {
         case EAGAIN:
@@ -378,11 +412,7 @@ static int accept_ready(struct acceptor *a, const pthread_attr_t *attr, int back
         case ENFILE:
         case ENOBUFS:
         case ENOMEM:
-            backoff = backoff == 0 ? ACCEPTOR_BACKOFF_MIN_MS : backoff * 2;
-            if (backoff > ACCEPTOR_BACKOFF_MAX_MS)
-                backoff = ACCEPTOR_BACKOFF_MAX_MS;
-            log_warn("accept: %s; pausing %d ms", strerror(errno), backoff);
-            return backoff;
+            return backoff_next(backoff, "accept", errno);
         default:
             err = errno;
             lock_acquire(&a->lock);
@@ -450,9 +480,6 @@ void *acceptor_main(void *arg)
     log_set_thread_name("acceptor");
     thread_set_name("acceptor");
     log_info("listening on %s", a->addr);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, a->cfg.stack_size);
 
     int64_t pause_until = -1; /* during an accept backoff: when it ends */
     int last_pause = 0;       /* the previous backoff (ms), doubled on the next error */
@@ -488,7 +515,7 @@ void *acceptor_main(void *arg)
         if (pause_over)
             pause_until = -1;
         if (pause_until < 0 && (p[0].revents != 0 || pause_over)) {
-            int pause = accept_ready(a, &attr, last_pause); /* a thread each, or refuse */
+            int pause = accept_ready(a, last_pause); /* a thread each, or refuse */
             if (pause < 0)
                 break;
             last_pause = pause;
@@ -499,7 +526,6 @@ void *acceptor_main(void *arg)
     close(a->listen_fd);
     a->listen_fd = -1;
     /* [/snippet] */
-    pthread_attr_destroy(&attr);
     linger_stop(a);
     reap(a);
     return NULL;
@@ -507,10 +533,9 @@ void *acceptor_main(void *arg)
 
 int acceptor_wait(struct acceptor *a, int64_t deadline_ms)
 {
-    if (waitgroup_wait(&a->conns, NULL, deadline_ms) != 0)
-        return ETIMEDOUT;
-    reap(a); /* every thread is on the done list by now */
-    return 0;
+    int err = waitgroup_wait(&a->conns, NULL, deadline_ms);
+    reap(a); /* either way, join those that have finished (all of them on 0) */
+    return err == 0 ? 0 : ETIMEDOUT;
 }
 
 void acceptor_stats(struct acceptor *a, struct acceptor_stats *st)
@@ -530,6 +555,7 @@ void acceptor_free(struct acceptor *a)
     close(a->reap_write);
     waitgroup_destroy(&a->conns);
     lock_mutex_destroy(&a->lock);
+    pthread_attr_destroy(&a->attr);
     cancel_token_release(a->cfg.force);
     cancel_token_release(a->token);
     free(a);

@@ -411,7 +411,7 @@ count_lines() {
     assert_output "prims: all checks pass"
 }
 
-@test "shutdown: unit tests of the acceptor: consistent counts under a storm of short connections, the cap, the backlog" {
+@test "shutdown: unit tests of the acceptor: consistent counts under a storm of short connections, the cap, the backlog, bad configs, EMFILE recovery" {
     local exe="$BATS_TEST_TMPDIR/acceptor_test" dir="$ROOT/02-shutdown"
     local san=${SANITIZE:+-fsanitize=$SANITIZE -fno-sanitize-recover=all}
     # shellcheck disable=SC2086 # $san is several words or none
