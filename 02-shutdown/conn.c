@@ -31,9 +31,18 @@
 #include <unistd.h>
 
 /* The read buffer's usual size: a whole head (8 KiB) and a small body fit.
- * A request with a larger body grows it, up to head + max_body, and it
- * shrinks back afterwards. */
+ * A request with a larger body grows it, up to head + max_body (plus
+ * CONN_CHUNK_ROOM for a chunked one), and it shrinks back afterwards. */
 #define CONN_BUF_SIZE 16384
+
+/* A chunked body is decoded in place in the read buffer, its data packed
+ * after the head; the buffer keeps at least this much room past the data
+ * for the next read (framing bytes that decode to nothing, the last chunk). */
+#define CONN_CHUNK_ROOM 4096
+
+/* The interim response that tells a client waiting on "Expect:
+ * 100-continue" to send its body (RFC 9110 15.2.1). */
+static const char CONN_CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* After an error reply the client may still be sending (a 413's body):
  * closing with unread bytes would make the kernel send a reset, which can
@@ -224,44 +233,78 @@ static bool path_is(const char *path, size_t len, const char *want)
     return strlen(want) == len && memcmp(path, want, len) == 0;
 }
 
-/* route: run the request and fill *r. The only blocking route is /slow,
- * which sleeps on `force`: a grace period that ends mid-sleep abandons it. */
-static void route(struct conn *c, const struct http_request *req, const char *body,
-                  struct response *r)
+/* respond_full: the job queue is full: say so now, never hold the client. */
+static void respond_full(struct response *r)
 {
-    struct server *s = c->srv;
+    respond_text(r, 503, "job queue full, try again\n");
+    r->extra = "Retry-After: 1\r\n";
+}
+
+/* route_check: the answer a request gets whatever its body says (a 404, a
+ * 405, a job without a body, a full queue), or false if the route must
+ * run. Asked before the body is read, so that a client waiting on "Expect:
+ * 100-continue" is refused at once instead of sending a body for nothing. */
+static bool route_check(struct conn *c, const struct http_request *req, struct response *r)
+{
     const char *path, *query;
     size_t path_len, query_len;
     http_target_split(req->target, req->target_len, &path, &path_len, &query, &query_len);
     bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    if (path_is(path, path_len, "/jobs")) {
+        struct queue *q = c->srv->jobs;
+        if (req->method != HTTP_POST)
+            respond_405(r, "use POST with the job as the body\n", "Allow: POST\r\n");
+        else if (req->content_length == 0 && !req->chunked)
+            respond_text(r, 400, "a job needs a body\n");
+        else if (queue_len_now(q) >= q->capacity) /* a snapshot; queue_try_push decides */
+            respond_full(r);
+        else
+            return false;
+        return true;
+    }
+    if (path_is(path, path_len, "/") || path_is(path, path_len, "/healthz") ||
+        path_is(path, path_len, "/slow")) {
+        if (get)
+            return false;
+        respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+        return true;
+    }
+    respond_text(r, 404, "not found\n");
+    return true;
+}
+
+/* route: run the request (its body[0..body_len) is in) and fill *r. The
+ * only blocking route is /slow, which sleeps on `force`: a grace period
+ * that ends mid-sleep abandons it. */
+static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
+                  struct response *r)
+{
+    struct server *s = c->srv;
+    if (route_check(c, req, r))
+        return;
+    const char *path, *query;
+    size_t path_len, query_len;
+    http_target_split(req->target, req->target_len, &path, &path_len, &query, &query_len);
 
     if (path_is(path, path_len, "/")) {
-        if (get)
-            respond_text(r, 200, "ok\n");
-        else
-            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+        respond_text(r, 200, "ok\n");
     } else if (path_is(path, path_len, "/healthz")) {
         /* Unhealthy while draining, so a load balancer stops sending. */
-        if (!get)
-            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
-        else if (cancel_token_is_cancelled(s->token))
+        if (cancel_token_is_cancelled(s->token))
             respond_text(r, 503, "shutting down\n");
         else
             respond_text(r, 200, "healthy\n");
     } else if (path_is(path, path_len, "/jobs")) {
         uint64_t id;
         int err;
-        if (req->method != HTTP_POST) {
-            respond_405(r, "use POST with the job as the body\n", "Allow: POST\r\n");
-        } else if (req->content_length == 0) {
+        if (body_len == 0) { /* a chunked body that turned out empty */
             respond_text(r, 400, "a job needs a body\n");
-        } else if ((err = queue_try_push(s->jobs, body, req->content_length, &id)) == 0) {
-            log_info("accepted job %llu (%llu bytes)", (unsigned long long)id,
-                     (unsigned long long)req->content_length);
+        } else if ((err = queue_try_push(s->jobs, body, body_len, &id)) == 0) {
+            log_info("accepted job %llu (%zu bytes%s)", (unsigned long long)id, body_len,
+                     req->chunked ? ", chunked" : "");
             respond_format(r, 202, "accepted job %llu\n", (unsigned long long)id);
-        } else if (err == EAGAIN) { /* full: say so now, never hold the client */
-            respond_text(r, 503, "job queue full, try again\n");
-            r->extra = "Retry-After: 1\r\n";
+        } else if (err == EAGAIN) {
+            respond_full(r);
         } else if (err == EPIPE) { /* the worker has stopped taking jobs */
             respond_text(r, 503, "shutting down\n");
             r->extra = "Retry-After: 5\r\n";
@@ -269,24 +312,20 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
         } else {
             respond_text(r, 500, "out of memory\n");
         }
-    } else if (path_is(path, path_len, "/slow")) {
+    } else { /* "/slow": route_check let nothing else through */
         const char *v;
         size_t vlen;
         char num[16];
         uint64_t ms;
-        if (!get) {
-            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
-        } else if (!http_query_get(query, query_len, "ms", &v, &vlen) || vlen >= sizeof num ||
-                   (memcpy(num, v, vlen), num[vlen] = '\0',
-                    parse_uint(num, 0, CONN_SLOW_MAX_MS, &ms) != 0)) {
+        if (!http_query_get(query, query_len, "ms", &v, &vlen) || vlen >= sizeof num ||
+            (memcpy(num, v, vlen), num[vlen] = '\0',
+             parse_uint(num, 0, CONN_SLOW_MAX_MS, &ms) != 0)) {
             respond_text(r, 400, "expected /slow?ms=N with N from 0 to 60000\n");
         } else if (cancel_token_wait(s->force, clock_deadline_ms((int64_t)ms)) == 0) {
             r->abandoned = true; /* force was cancelled before the time was up */
         } else {
             respond_format(r, 200, "slept %llu ms\n", (unsigned long long)ms);
         }
-    } else {
-        respond_text(r, 404, "not found\n");
     }
 }
 
@@ -331,6 +370,87 @@ static enum serve_result read_failed(struct conn *c, int err, const char **why)
     return SERVE_CLOSE;
 }
 
+/* conn_reserve: grow c->buf to hold at least size bytes. Returns false,
+ * having answered 503 and set *why, when memory runs out. */
+static bool conn_reserve(struct conn *c, size_t size, const char **why)
+{
+    if (size <= c->cap)
+        return true;
+    char *bigger = realloc(c->buf, size);
+    if (bigger == NULL) {
+        *why = "out of memory";
+        reply_error(c, 503);
+        return false;
+    }
+    c->buf = bigger;
+    c->cap = size;
+    return true;
+}
+
+/* read_chunked: read and decode a chunked body in place: its data is packed
+ * right after the head as it arrives, so the buffer holds at most head +
+ * max_body + CONN_CHUNK_ROOM however the client cuts its chunks. Returns
+ * true with *body_len set and the bytes after the body (a pipelined
+ * request) moved up behind the data; false having answered or given up. */
+static bool read_chunked(struct conn *c, size_t head_len, int64_t deadline, size_t *body_len,
+                         const char **why)
+{
+    struct http_chunked d;
+    http_chunked_init(&d, c->srv->cfg.max_body);
+    size_t in = head_len; /* the first byte not decoded yet */
+    for (;;) {
+        size_t out = head_len + (size_t)d.body_len, used, made;
+        int st = http_chunked_decode(&d, c->buf + in, c->len - in, c->buf + out, &used, &made);
+        in += used;
+        out += made;
+        if (st == 0) {
+            memmove(c->buf + out, c->buf + in, c->len - in);
+            c->len = out + (c->len - in);
+            *body_len = (size_t)d.body_len;
+            return true;
+        }
+        if (st != HTTP_PARSE_INCOMPLETE) { /* 400, 413, 431 */
+            *why = "bad chunked body";
+            reply_error(c, st);
+            return false;
+        }
+        c->len = out; /* all of it was decoded: the next read lands after the data */
+        in = out;
+        size_t most = head_len + c->srv->cfg.max_body + CONN_CHUNK_ROOM;
+        if (c->cap - c->len < CONN_CHUNK_ROOM &&
+            !conn_reserve(c, 2 * c->cap < most ? 2 * c->cap : most, why))
+            return false;
+        int err = conn_read(c, c->srv->force_fd, deadline, false);
+        if (err != 0) {
+            read_failed(c, err, why);
+            return false;
+        }
+    }
+}
+
+/* read_body: read the body of req (whose head is in c->buf) by deadline,
+ * watching `force` only: the request is in flight. Either framing leaves
+ * body[0..*body_len) right after the head. Returns false, having answered
+ * or given up (*why set), if the connection must close. */
+static bool read_body(struct conn *c, const struct http_request *req, int64_t deadline,
+                      size_t *body_len, const char **why)
+{
+    if (req->chunked)
+        return read_chunked(c, req->head_len, deadline, body_len, why);
+    size_t total = req->head_len + (size_t)req->content_length;
+    if (!conn_reserve(c, total, why)) /* a large body: grow, within max_body */
+        return false;
+    while (c->len < total) {
+        int err = conn_read(c, c->srv->force_fd, deadline, false);
+        if (err != 0) {
+            read_failed(c, err, why);
+            return false;
+        }
+    }
+    *body_len = (size_t)req->content_length;
+    return true;
+}
+
 /* serve_request: read one request (its first byte is in c->buf), run it,
  * send the response. The deadline starts now and covers head and body: a
  * client dribbling bytes is cut off here without affecting anyone else. */
@@ -357,31 +477,34 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     }
     if (st == 0 && req.content_length > s->cfg.max_body)
         st = 413;
-    if (st != 0) { /* 400, 413, 431, 501, 505: answer, then close */
+    if (st != 0) { /* 400, 413, 414, 431, 501, 505: answer, then close */
         *why = "bad request";
         reply_error(c, st);
         return SERVE_CLOSE;
-    }
-    size_t total = req.head_len + (size_t)req.content_length;
-    if (total > c->cap) { /* a large body: grow, within max_body */
-        char *bigger = realloc(c->buf, total);
-        if (bigger == NULL) {
-            *why = "out of memory";
-            reply_error(c, 503);
-            return SERVE_CLOSE;
-        }
-        c->buf = bigger;
-        c->cap = total;
-    }
-    while (c->len < total) {
-        if ((err = conn_read(c, s->force_fd, deadline, false)) != 0)
-            return read_failed(c, err, why);
     }
 
     if (log_enabled(LOG_DEBUG))
         log_debug("request: %s %.*s", method_name(req.method), (int)req.target_len, req.target);
     struct response r = {0};
-    route(c, &req, c->buf + req.head_len, &r);
+    size_t body_len = 0;
+    /* A client that sent "Expect: 100-continue" waits for us before it
+     * sends the body (curl for a second, others until their timeout): tell
+     * it "100 Continue", or refuse it now, with the connection closed since
+     * its body will not be read (RFC 9110 10.1.1). If some of the body is
+     * here already, the client did not wait: no 100 is needed. */
+    bool refused = false;
+    if (req.expect_continue && (req.chunked || req.content_length > 0) && c->len == req.head_len) {
+        refused = route_check(c, &req, &r);
+        if (!refused &&
+            (err = conn_send(c, CONN_CONTINUE, sizeof CONN_CONTINUE - 1, deadline)) != 0)
+            return read_failed(c, err, why);
+    }
+    if (refused)
+        r.close = true;
+    else if (!read_body(c, &req, deadline, &body_len, why))
+        return SERVE_CLOSE;
+    else
+        route(c, &req, c->buf + req.head_len, body_len, &r);
     if (r.abandoned) {
         *why = "request abandoned: the grace period is over";
         atomic_fetch_add(&s->abandoned, 1);
@@ -407,6 +530,7 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     c->served++;
 
     /* Consume the request; bytes after it (a pipelined request) stay. */
+    size_t total = req.head_len + body_len;
     memmove(c->buf, c->buf + total, c->len - total);
     c->len -= total;
     if (c->cap > CONN_BUF_SIZE && c->len <= CONN_BUF_SIZE) {
@@ -418,7 +542,9 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     }
     if (keep)
         return SERVE_KEEP;
-    *why = req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
+    *why = refused          ? "refused before its body was sent"
+           : req.keep_alive ? "closed after the response: shutting down"
+                            : "client asked to close";
     conn_linger_close(c); /* bytes the client sent meanwhile must not reset the response */
     return SERVE_CLOSE;
 }
