@@ -3,13 +3,22 @@
  * tokio counterpart: handle_connection(stream, child_token), the task the
  * seed spawns per connection, with hyper's keep-alive loop inside.
  *
- * Every wait here is one poll(2) over two fds: the socket and a token's fd.
- * While idle, and while a request's head is arriving, the token is the
+ * Every wait here but one is one poll(2) over two fds: the socket and a
+ * token's fd. While a request's head is arriving, the token is the
  * connection's own (through the server token's fd: cancel_token_watch_fd),
- * so shutdown closes idle connections at once and answers half-sent heads
- * 503. Once a request's head is complete the token is `force`, which is
- * cancelled only when the grace period is over: a request in flight is
- * finished, not cut off, unless the operator's deadline says otherwise.
+ * so shutdown answers half-sent heads 503. Once a request's head is
+ * complete the token is `force`, which is cancelled only when the grace
+ * period is over: a request in flight is finished, not cut off, unless the
+ * operator's deadline says otherwise.
+ *
+ * The one exception is the wait between keep-alive requests, the wait that
+ * happens once per request: a plain blocking recv(2) on the socket, with
+ * SO_RCVTIMEO as the idle timeout, which shutdown interrupts through a
+ * cancel hook that calls shutdown(fd, SHUT_RD). A poll over two fds costs
+ * more than the recv it precedes (two wait queues joined and left, one of
+ * them the server token's pipe, shared by every connection), and it was
+ * the largest cost of a request; README "How fast" has the figures. See
+ * conn_idle_read for the races that design has to close.
  */
 #include "conn.h"
 
@@ -21,6 +30,7 @@
 #include "thread.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* The read buffer's usual size: a whole head (8 KiB) and a small body fit.
@@ -125,13 +136,16 @@ static int conn_read(struct conn *c, int watch_fd, int64_t deadline_ms, bool dat
         int err = conn_wait(c->fd, POLLIN, watch_fd, deadline_ms, data_first);
         if (err != 0)
             return err;
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
         if (n > 0) {
             c->len += (size_t)n;
             return 0;
         }
+        /* Once the read side is shut, recv says 0 whenever nothing is
+         * queued (and poll says readable forever): bytes can no longer be
+         * waited for, only taken as they are. */
         if (n == 0)
-            return EPIPE;
+            return c->read_shut ? ECANCELED : EPIPE;
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             return errno;
     }
@@ -144,8 +158,10 @@ static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadl
 {
     size_t off = 0;
     while (off < len) {
-        /* MSG_NOSIGNAL: belt and braces with SIGPIPE ignored (signals.c). */
-        ssize_t n = send(c->fd, data + off, len - off, MSG_NOSIGNAL);
+        /* MSG_NOSIGNAL: belt and braces with SIGPIPE ignored (signals.c).
+         * MSG_DONTWAIT: the socket may be in blocking mode (for the idle
+         * read); this wait must stay a poll with a deadline. */
+        ssize_t n = send(c->fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) {
             off += (size_t)n;
             continue;
@@ -161,8 +177,102 @@ static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadl
     return 0;
 }
 
+/* conn_idle_wake: the cancel hook of a connection that reads blocking
+ * while idle. It runs on the cancelling thread (under the token tree's
+ * lock as cancel.c stands; it calls no cancel_token_* and does one
+ * non-blocking syscall) and shuts the read side only of a connection that
+ * is in, or about to enter, its blocking idle recv: one in the middle of
+ * a request keeps its socket whole and sees the token through its fd. */
+static void conn_idle_wake(void *arg)
+{
+    struct conn *c = arg;
+    int reading = CONN_IDLE_READING;
+    if (atomic_compare_exchange_strong(&c->idle, &reading, CONN_IDLE_SHUT))
+        shutdown(c->fd, SHUT_RD); /* the blocked recv returns (queued bytes, then 0) */
+}
+
+/* conn_unhook: take the idle hook off the token. Before the socket is
+ * closed: the hook must never shut down a descriptor number that a new
+ * connection may have been given since. Returns once the hook is not
+ * running and will not run. */
+static void conn_unhook(struct conn *c)
+{
+    if (c->blocking) {
+        cancel_token_hook_remove(c->token, &c->idle_hook);
+        c->blocking = false;
+    }
+}
+
+/* conn_go_blocking: set the connection up for blocking idle reads, once:
+ * the hook on its token, O_NONBLOCK cleared, SO_RCVTIMEO the idle timeout.
+ * Returns false (the poll path then serves, as for the first request) if
+ * the token is cancelled already or a call fails. */
+static bool conn_go_blocking(struct conn *c)
+{
+    if (!cancel_token_hook_add(c->token, &c->idle_hook, conn_idle_wake, c))
+        return false; /* cancelled: the poll path decides between data and the token */
+    c->blocking = true;
+    int64_t ms = c->srv->cfg.idle_timeout_ms;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        conn_unhook(c); /* every other call passes MSG_DONTWAIT: mixed modes are harmless */
+        return false;
+    }
+    return true;
+}
+
+/* conn_idle_read: wait for the first bytes of the next keep-alive request
+ * with one blocking recv (see the top of this file for why). Returns like
+ * conn_read: 0 (bytes in c->buf), EPIPE, ECANCELED (shutdown), ETIMEDOUT
+ * (the idle timeout, by SO_RCVTIMEO) or an E* code.
+ *
+ * The races, and what closes them:
+ * - cancel before the recv: the connection announces READING, then checks
+ *   the token (both seq_cst); cancel sets the token, then the hook tries
+ *   READING -> SHUT. Either the check sees the cancel (the recv then only
+ *   takes what is queued: MSG_DONTWAIT) or the hook sees READING and shuts
+ *   the read side, which makes the coming recv return at once. No lost
+ *   wake-up.
+ * - a request racing the shutdown: Linux still returns bytes queued before
+ *   SHUT_RD, so a request that arrived first is read and served (with
+ *   Connection: close), as the poll path's data_first does. But after
+ *   SHUT_RD nothing more can be waited for (recv says 0 when the queue is
+ *   empty, poll is always readable), so the rest of a head or body still
+ *   in transit cannot be read: it is answered 503 (read_failed); and the
+ *   careful close cannot linger, since after SHUT_RD plus SHUT_WR
+ *   (FIN_WAIT) arriving data makes the kernel send a reset.
+ *   c->read_shut records it, from the value the hook left.
+ * - after the recv the connection swaps READING back to OFF: from then on
+ *   the hook leaves the socket alone. */
+static int conn_idle_read(struct conn *c)
+{
+    if (!c->blocking && !conn_go_blocking(c))
+        return conn_read(c, c->watch_fd, clock_deadline_ms(c->srv->cfg.idle_timeout_ms), true);
+    atomic_store(&c->idle, CONN_IDLE_READING);
+    int flags = cancel_token_is_cancelled(c->token) ? MSG_DONTWAIT : 0;
+    ssize_t n;
+    do /* EINTR restarts SO_RCVTIMEO's count; no signal reaches this thread anyway */
+        n = recv(c->fd, c->buf + c->len, c->cap - c->len, flags);
+    while (n < 0 && errno == EINTR);
+    int err = n < 0 ? errno : 0;
+    if (atomic_exchange(&c->idle, CONN_IDLE_OFF) == CONN_IDLE_SHUT)
+        c->read_shut = true;
+    if (n > 0) {
+        c->len += (size_t)n;
+        return 0;
+    }
+    if (n == 0)
+        return c->read_shut ? ECANCELED : EPIPE;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return flags != 0 ? ECANCELED : ETIMEDOUT;
+    return err;
+}
+
 /* conn_linger_close: stop sending, read and discard what the client still
- * sends (bounded in bytes and time), then close. */
+ * sends (bounded in bytes and time), then close. (After SHUT_RD the reads
+ * end at once: see conn_idle_read.) */
 static void conn_linger_close(struct conn *c)
 {
     shutdown(c->fd, SHUT_WR);
@@ -171,12 +281,13 @@ static void conn_linger_close(struct conn *c)
     char sink[4096];
     while (drained < CONN_LINGER_BYTES &&
            conn_wait(c->fd, POLLIN, c->srv->force_fd, deadline, false) == 0) {
-        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        ssize_t n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
         if (n > 0)
             drained += (size_t)n;
         else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
             break;
     }
+    conn_unhook(c);
     close(c->fd);
     c->fd = -1;
 }
@@ -357,6 +468,13 @@ static enum serve_result read_failed(struct conn *c, int err, const char **why)
         reply_error(c, 408);
         break;
     case ECANCELED:
+        if (c->read_shut && !cancel_token_is_cancelled(c->srv->force)) {
+            /* A request that raced the shutdown of an idle read: the rest
+             * of it cannot be read any more (conn_idle_read). */
+            *why = "shutting down with the request incomplete";
+            reply_error(c, 503);
+            break;
+        }
         *why = "request abandoned: the grace period is over";
         atomic_fetch_add(&c->srv->abandoned, 1);
         break;
@@ -567,7 +685,12 @@ void *conn_main(void *arg)
     const char *why = err != 0 ? strerror(err) : "client closed";
     while (err == 0) {
         if (c->len == 0) { /* (8) idle: a new request, the token, or the idle timeout */
-            err = conn_read(c, c->watch_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
+            /* The first request is waited for with poll (its 503 at
+             * shutdown needs the careful close); later ones with a
+             * blocking recv, the cheap wait (conn_idle_read). */
+            err = c->served == 0
+                      ? conn_read(c, c->watch_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true)
+                      : conn_idle_read(c);
             if (err == ECANCELED && c->served == 0) {
                 /* Accepted just before shutdown, its request not in yet:
                  * like the backlog, it gets "503 shutting down" (read in
@@ -593,6 +716,7 @@ void *conn_main(void *arg)
             break;
     }
     log_debug("connection from %s closed after %u responses: %s", c->peer, c->served, why);
+    conn_unhook(c); /* before the close: the hook must not reach a reused fd */
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
