@@ -209,6 +209,8 @@ static void conn_unhook(struct conn *c)
  * the token is cancelled already or a call fails. */
 static bool conn_go_blocking(struct conn *c)
 {
+    if (c->srv->cfg.idle_timeout_ms <= 0)
+        return false; /* SO_RCVTIMEO 0 would mean no timeout at all (main allows >= 1 ms) */
     if (!cancel_token_hook_add(c->token, &c->idle_hook, conn_idle_wake, c))
         return false; /* cancelled: the poll path decides between data and the token */
     c->blocking = true;
@@ -617,12 +619,17 @@ static enum serve_result serve_request(struct conn *c, const char **why)
             (err = conn_send(c, CONN_CONTINUE, sizeof CONN_CONTINUE - 1, deadline)) != 0)
             return read_failed(c, err, why);
     }
-    if (refused)
+    /* Reading a large body may move c->buf (realloc): req.target points
+     * into it, so it is re-pointed at the same offset afterwards. */
+    size_t target_off = (size_t)(req.target - c->buf);
+    if (refused) {
         r.close = true;
-    else if (!read_body(c, &req, deadline, &body_len, why))
+    } else if (!read_body(c, &req, deadline, &body_len, why)) {
         return SERVE_CLOSE;
-    else
+    } else {
+        req.target = c->buf + target_off;
         route(c, &req, c->buf + req.head_len, body_len, &r);
+    }
     if (r.abandoned) {
         *why = "request abandoned: the grace period is over";
         atomic_fetch_add(&s->abandoned, 1);
