@@ -3,13 +3,22 @@
  * tokio counterpart: handle_connection(stream, child_token), the task the
  * seed spawns per connection, with hyper's keep-alive loop inside.
  *
- * Every wait here is one poll(2) over two fds: the socket and a token's fd.
- * While idle, and while a request's head is arriving, the token is the
+ * Every wait here but one is one poll(2) over two fds: the socket and a
+ * token's fd. While a request's head is arriving, the token is the
  * connection's own (through the server token's fd: cancel_token_watch_fd),
- * so shutdown closes idle connections at once and answers half-sent heads
- * 503. Once a request's head is complete the token is `force`, which is
- * cancelled only when the grace period is over: a request in flight is
- * finished, not cut off, unless the operator's deadline says otherwise.
+ * so shutdown answers half-sent heads 503. Once a request's head is
+ * complete the token is `force`, which is cancelled only when the grace
+ * period is over: a request in flight is finished, not cut off, unless the
+ * operator's deadline says otherwise.
+ *
+ * The one exception is the wait between keep-alive requests, the wait that
+ * happens once per request: a plain blocking recv(2) on the socket, with
+ * SO_RCVTIMEO as the idle timeout, which shutdown interrupts through a
+ * cancel hook that calls shutdown(fd, SHUT_RD). A poll over two fds costs
+ * more than the recv it precedes (two wait queues joined and left, one of
+ * them the server token's pipe, shared by every connection), and it was
+ * the largest cost of a request; README "How fast" has the figures. See
+ * conn_idle_read for the races that design has to close.
  */
 #include "conn.h"
 
@@ -20,6 +29,7 @@
 #include "parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,12 +37,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* The read buffer's usual size: a whole head (8 KiB) and a small body fit.
- * A request with a larger body grows it, up to head + max_body, and it
- * shrinks back afterwards. */
+ * A request with a larger body grows it, up to head + max_body (plus
+ * CONN_CHUNK_ROOM for a chunked one), and it shrinks back afterwards. */
 #define CONN_BUF_SIZE 16384
+
+/* A chunked body is decoded in place in the read buffer, its data packed
+ * after the head; the buffer keeps at least this much room past the data
+ * for the next read (framing bytes that decode to nothing, the last chunk). */
+#define CONN_CHUNK_ROOM 4096
+
+/* The interim response that tells a client waiting on "Expect:
+ * 100-continue" to send its body (RFC 9110 15.2.1). */
+static const char CONN_CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* After an error reply the client may still be sending (a 413's body):
  * closing with unread bytes would make the kernel send a reset, which can
@@ -115,13 +135,16 @@ static int conn_read(struct conn *c, int watch_fd, int64_t deadline_ms, bool dat
         int err = conn_wait(c->fd, POLLIN, watch_fd, deadline_ms, data_first);
         if (err != 0)
             return err;
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
         if (n > 0) {
             c->len += (size_t)n;
             return 0;
         }
+        /* Once the read side is shut, recv says 0 whenever nothing is
+         * queued (and poll says readable forever): bytes can no longer be
+         * waited for, only taken as they are. */
         if (n == 0)
-            return EPIPE;
+            return c->read_shut ? ECANCELED : EPIPE;
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             return errno;
     }
@@ -134,8 +157,10 @@ static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadl
 {
     size_t off = 0;
     while (off < len) {
-        /* MSG_NOSIGNAL: belt and braces with SIGPIPE ignored (signals.c). */
-        ssize_t n = send(c->fd, data + off, len - off, MSG_NOSIGNAL);
+        /* MSG_NOSIGNAL: belt and braces with SIGPIPE ignored (signals.c).
+         * MSG_DONTWAIT: the socket may be in blocking mode (for the idle
+         * read); this wait must stay a poll with a deadline. */
+        ssize_t n = send(c->fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) {
             off += (size_t)n;
             continue;
@@ -151,9 +176,105 @@ static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadl
     return 0;
 }
 
+/* conn_idle_wake: the cancel hook of a connection that reads blocking
+ * while idle. It runs on the cancelling thread (under the token tree's
+ * lock as cancel.c stands; it calls no cancel_token_* and does one
+ * non-blocking syscall) and shuts the read side only of a connection that
+ * is in, or about to enter, its blocking idle recv: one in the middle of
+ * a request keeps its socket whole and sees the token through its fd. */
+static void conn_idle_wake(void *arg)
+{
+    struct conn *c = arg;
+    int reading = CONN_IDLE_READING;
+    if (atomic_compare_exchange_strong(&c->idle, &reading, CONN_IDLE_SHUT))
+        shutdown(c->fd, SHUT_RD); /* the blocked recv returns (queued bytes, then 0) */
+}
+
+/* conn_unhook: take the idle hook off the token. Before the socket is
+ * closed: the hook must never shut down a descriptor number that a new
+ * connection may have been given since. Returns once the hook is not
+ * running and will not run. */
+static void conn_unhook(struct conn *c)
+{
+    if (c->blocking) {
+        cancel_token_hook_remove(c->token, &c->idle_hook);
+        c->blocking = false;
+    }
+}
+
+/* conn_go_blocking: set the connection up for blocking idle reads, once:
+ * the hook on its token, O_NONBLOCK cleared, SO_RCVTIMEO the idle timeout.
+ * Returns false (the poll path then serves, as for the first request) if
+ * the token is cancelled already or a call fails. */
+static bool conn_go_blocking(struct conn *c)
+{
+    if (c->srv->cfg.idle_timeout_ms <= 0)
+        return false; /* SO_RCVTIMEO 0 would mean no timeout at all (main allows >= 1 ms) */
+    if (!cancel_token_hook_add(c->token, &c->idle_hook, conn_idle_wake, c))
+        return false; /* cancelled: the poll path decides between data and the token */
+    c->blocking = true;
+    int64_t ms = c->srv->cfg.idle_timeout_ms;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        conn_unhook(c); /* every other call passes MSG_DONTWAIT: mixed modes are harmless */
+        return false;
+    }
+    return true;
+}
+
+/* conn_idle_read: wait for the first bytes of the next keep-alive request
+ * with one blocking recv (see the top of this file for why). Returns like
+ * conn_read: 0 (bytes in c->buf), EPIPE, ECANCELED (shutdown), ETIMEDOUT
+ * (the idle timeout, by SO_RCVTIMEO) or an E* code.
+ *
+ * The races, and what closes them:
+ * - cancel before the recv: the connection announces READING, then checks
+ *   the token (both seq_cst); cancel sets the token, then the hook tries
+ *   READING -> SHUT. Either the check sees the cancel (the recv then only
+ *   takes what is queued: MSG_DONTWAIT) or the hook sees READING and shuts
+ *   the read side, which makes the coming recv return at once. No lost
+ *   wake-up.
+ * - a request racing the shutdown: Linux still returns bytes queued before
+ *   SHUT_RD, so a request that arrived first is read and served (with
+ *   Connection: close), as the poll path's data_first does. But after
+ *   SHUT_RD nothing more can be waited for (recv says 0 when the queue is
+ *   empty, poll is always readable), so the rest of a head or body still
+ *   in transit cannot be read: it is answered 503 (read_failed); and the
+ *   careful close cannot linger, since after SHUT_RD plus SHUT_WR
+ *   (FIN_WAIT) arriving data makes the kernel send a reset.
+ *   c->read_shut records it, from the value the hook left.
+ * - after the recv the connection swaps READING back to OFF: from then on
+ *   the hook leaves the socket alone. */
+static int conn_idle_read(struct conn *c)
+{
+    if (!c->blocking && !conn_go_blocking(c))
+        return conn_read(c, c->watch_fd, clock_deadline_ms(c->srv->cfg.idle_timeout_ms), true);
+    atomic_store(&c->idle, CONN_IDLE_READING);
+    int flags = cancel_token_is_cancelled(c->token) ? MSG_DONTWAIT : 0;
+    ssize_t n;
+    do /* EINTR restarts SO_RCVTIMEO's count; no signal reaches this thread anyway */
+        n = recv(c->fd, c->buf + c->len, c->cap - c->len, flags);
+    while (n < 0 && errno == EINTR);
+    int err = n < 0 ? errno : 0;
+    if (atomic_exchange(&c->idle, CONN_IDLE_OFF) == CONN_IDLE_SHUT)
+        c->read_shut = true;
+    if (n > 0) {
+        c->len += (size_t)n;
+        return 0;
+    }
+    if (n == 0)
+        return c->read_shut ? ECANCELED : EPIPE;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return flags != 0 ? ECANCELED : ETIMEDOUT;
+    return err;
+}
+
 /* conn_linger_close: stop sending, then read and discard what the client
  * still sends (bounded in bytes and time); the acceptor closes the socket
- * once conn_serve returns. */
+ * once conn_serve returns. (After SHUT_RD the reads end at once: see
+ * conn_idle_read.) */
 static void conn_linger_close(struct conn *c)
 {
     shutdown(c->fd, SHUT_WR);
@@ -162,7 +283,7 @@ static void conn_linger_close(struct conn *c)
     char sink[4096];
     while (drained < CONN_LINGER_BYTES &&
            conn_wait(c->fd, POLLIN, c->srv->force_fd, deadline, false) == 0) {
-        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        ssize_t n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
         if (n > 0)
             drained += (size_t)n;
         else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
@@ -222,44 +343,78 @@ static bool path_is(const char *path, size_t len, const char *want)
     return strlen(want) == len && memcmp(path, want, len) == 0;
 }
 
-/* route: run the request and fill *r. The only blocking route is /slow,
- * which sleeps on `force`: a grace period that ends mid-sleep abandons it. */
-static void route(struct conn *c, const struct http_request *req, const char *body,
-                  struct response *r)
+/* respond_full: the job queue is full: say so now, never hold the client. */
+static void respond_full(struct response *r)
 {
-    struct server *s = c->srv;
+    respond_text(r, 503, "job queue full, try again\n");
+    r->extra = "Retry-After: 1\r\n";
+}
+
+/* route_check: the answer a request gets whatever its body says (a 404, a
+ * 405, a job without a body, a full queue), or false if the route must
+ * run. Asked before the body is read, so that a client waiting on "Expect:
+ * 100-continue" is refused at once instead of sending a body for nothing. */
+static bool route_check(struct conn *c, const struct http_request *req, struct response *r)
+{
     const char *path, *query;
     size_t path_len, query_len;
     http_target_split(req->target, req->target_len, &path, &path_len, &query, &query_len);
     bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    if (path_is(path, path_len, "/jobs")) {
+        struct queue *q = c->srv->jobs;
+        if (req->method != HTTP_POST)
+            respond_405(r, "use POST with the job as the body\n", "Allow: POST\r\n");
+        else if (req->content_length == 0 && !req->chunked)
+            respond_text(r, 400, "a job needs a body\n");
+        else if (queue_len_now(q) >= q->capacity) /* a snapshot; queue_try_push decides */
+            respond_full(r);
+        else
+            return false;
+        return true;
+    }
+    if (path_is(path, path_len, "/") || path_is(path, path_len, "/healthz") ||
+        path_is(path, path_len, "/slow")) {
+        if (get)
+            return false;
+        respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+        return true;
+    }
+    respond_text(r, 404, "not found\n");
+    return true;
+}
+
+/* route: run the request (its body[0..body_len) is in) and fill *r. The
+ * only blocking route is /slow, which sleeps on `force`: a grace period
+ * that ends mid-sleep abandons it. */
+static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
+                  struct response *r)
+{
+    struct server *s = c->srv;
+    if (route_check(c, req, r))
+        return;
+    const char *path, *query;
+    size_t path_len, query_len;
+    http_target_split(req->target, req->target_len, &path, &path_len, &query, &query_len);
 
     if (path_is(path, path_len, "/")) {
-        if (get)
-            respond_text(r, 200, "ok\n");
-        else
-            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
+        respond_text(r, 200, "ok\n");
     } else if (path_is(path, path_len, "/healthz")) {
         /* Unhealthy while draining, so a load balancer stops sending. */
-        if (!get)
-            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
-        else if (cancel_token_is_cancelled(s->token))
+        if (cancel_token_is_cancelled(s->token))
             respond_text(r, 503, "shutting down\n");
         else
             respond_text(r, 200, "healthy\n");
     } else if (path_is(path, path_len, "/jobs")) {
         uint64_t id;
         int err;
-        if (req->method != HTTP_POST) {
-            respond_405(r, "use POST with the job as the body\n", "Allow: POST\r\n");
-        } else if (req->content_length == 0) {
+        if (body_len == 0) { /* a chunked body that turned out empty */
             respond_text(r, 400, "a job needs a body\n");
-        } else if ((err = queue_try_push(s->jobs, body, req->content_length, &id)) == 0) {
-            log_info("accepted job %llu (%llu bytes)", (unsigned long long)id,
-                     (unsigned long long)req->content_length);
+        } else if ((err = queue_try_push(s->jobs, body, body_len, &id)) == 0) {
+            log_info("accepted job %llu (%zu bytes%s)", (unsigned long long)id, body_len,
+                     req->chunked ? ", chunked" : "");
             respond_format(r, 202, "accepted job %llu\n", (unsigned long long)id);
-        } else if (err == EAGAIN) { /* full: say so now, never hold the client */
-            respond_text(r, 503, "job queue full, try again\n");
-            r->extra = "Retry-After: 1\r\n";
+        } else if (err == EAGAIN) {
+            respond_full(r);
         } else if (err == EPIPE) { /* the worker has stopped taking jobs */
             respond_text(r, 503, "shutting down\n");
             r->extra = "Retry-After: 5\r\n";
@@ -267,24 +422,20 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
         } else {
             respond_text(r, 500, "out of memory\n");
         }
-    } else if (path_is(path, path_len, "/slow")) {
+    } else { /* "/slow": route_check let nothing else through */
         const char *v;
         size_t vlen;
         char num[16];
         uint64_t ms;
-        if (!get) {
-            respond_405(r, "use GET\n", "Allow: GET, HEAD\r\n");
-        } else if (!http_query_get(query, query_len, "ms", &v, &vlen) || vlen >= sizeof num ||
-                   (memcpy(num, v, vlen), num[vlen] = '\0',
-                    parse_uint(num, 0, CONN_SLOW_MAX_MS, &ms) != 0)) {
+        if (!http_query_get(query, query_len, "ms", &v, &vlen) || vlen >= sizeof num ||
+            (memcpy(num, v, vlen), num[vlen] = '\0',
+             parse_uint(num, 0, CONN_SLOW_MAX_MS, &ms) != 0)) {
             respond_text(r, 400, "expected /slow?ms=N with N from 0 to 60000\n");
         } else if (cancel_token_wait(s->force, clock_deadline_ms((int64_t)ms)) == 0) {
             r->abandoned = true; /* force was cancelled before the time was up */
         } else {
             respond_format(r, 200, "slept %llu ms\n", (unsigned long long)ms);
         }
-    } else {
-        respond_text(r, 404, "not found\n");
     }
 }
 
@@ -319,6 +470,13 @@ static enum serve_result read_failed(struct conn *c, int err, const char **why)
         reply_error(c, 408);
         break;
     case ECANCELED:
+        if (c->read_shut && !cancel_token_is_cancelled(c->srv->force)) {
+            /* A request that raced the shutdown of an idle read: the rest
+             * of it cannot be read any more (conn_idle_read). */
+            *why = "shutting down with the request incomplete";
+            reply_error(c, 503);
+            break;
+        }
         *why = "request abandoned: the grace period is over";
         atomic_fetch_add(&c->srv->abandoned, 1);
         break;
@@ -330,6 +488,87 @@ static enum serve_result read_failed(struct conn *c, int err, const char **why)
         break;
     }
     return SERVE_CLOSE;
+}
+
+/* conn_reserve: grow c->buf to hold at least size bytes. Returns false,
+ * having answered 503 and set *why, when memory runs out. */
+static bool conn_reserve(struct conn *c, size_t size, const char **why)
+{
+    if (size <= c->cap)
+        return true;
+    char *bigger = realloc(c->buf, size);
+    if (bigger == NULL) {
+        *why = "out of memory";
+        reply_error(c, 503);
+        return false;
+    }
+    c->buf = bigger;
+    c->cap = size;
+    return true;
+}
+
+/* read_chunked: read and decode a chunked body in place: its data is packed
+ * right after the head as it arrives, so the buffer holds at most head +
+ * max_body + CONN_CHUNK_ROOM however the client cuts its chunks. Returns
+ * true with *body_len set and the bytes after the body (a pipelined
+ * request) moved up behind the data; false having answered or given up. */
+static bool read_chunked(struct conn *c, size_t head_len, int64_t deadline, size_t *body_len,
+                         const char **why)
+{
+    struct http_chunked d;
+    http_chunked_init(&d, c->srv->cfg.max_body);
+    size_t in = head_len; /* the first byte not decoded yet */
+    for (;;) {
+        size_t out = head_len + (size_t)d.body_len, used, made;
+        int st = http_chunked_decode(&d, c->buf + in, c->len - in, c->buf + out, &used, &made);
+        in += used;
+        out += made;
+        if (st == 0) {
+            memmove(c->buf + out, c->buf + in, c->len - in);
+            c->len = out + (c->len - in);
+            *body_len = (size_t)d.body_len;
+            return true;
+        }
+        if (st != HTTP_PARSE_INCOMPLETE) { /* 400, 413, 431 */
+            *why = "bad chunked body";
+            reply_error(c, st);
+            return false;
+        }
+        c->len = out; /* all of it was decoded: the next read lands after the data */
+        in = out;
+        size_t most = head_len + c->srv->cfg.max_body + CONN_CHUNK_ROOM;
+        if (c->cap - c->len < CONN_CHUNK_ROOM &&
+            !conn_reserve(c, 2 * c->cap < most ? 2 * c->cap : most, why))
+            return false;
+        int err = conn_read(c, c->srv->force_fd, deadline, false);
+        if (err != 0) {
+            read_failed(c, err, why);
+            return false;
+        }
+    }
+}
+
+/* read_body: read the body of req (whose head is in c->buf) by deadline,
+ * watching `force` only: the request is in flight. Either framing leaves
+ * body[0..*body_len) right after the head. Returns false, having answered
+ * or given up (*why set), if the connection must close. */
+static bool read_body(struct conn *c, const struct http_request *req, int64_t deadline,
+                      size_t *body_len, const char **why)
+{
+    if (req->chunked)
+        return read_chunked(c, req->head_len, deadline, body_len, why);
+    size_t total = req->head_len + (size_t)req->content_length;
+    if (!conn_reserve(c, total, why)) /* a large body: grow, within max_body */
+        return false;
+    while (c->len < total) {
+        int err = conn_read(c, c->srv->force_fd, deadline, false);
+        if (err != 0) {
+            read_failed(c, err, why);
+            return false;
+        }
+    }
+    *body_len = (size_t)req->content_length;
+    return true;
 }
 
 /* serve_request: read one request (its first byte is in c->buf), run it,
@@ -358,31 +597,39 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     }
     if (st == 0 && req.content_length > s->cfg.max_body)
         st = 413;
-    if (st != 0) { /* 400, 413, 431, 501, 505: answer, then close */
+    if (st != 0) { /* 400, 413, 414, 431, 501, 505: answer, then close */
         *why = "bad request";
         reply_error(c, st);
         return SERVE_CLOSE;
-    }
-    size_t total = req.head_len + (size_t)req.content_length;
-    if (total > c->cap) { /* a large body: grow, within max_body */
-        char *bigger = realloc(c->buf, total);
-        if (bigger == NULL) {
-            *why = "out of memory";
-            reply_error(c, 503);
-            return SERVE_CLOSE;
-        }
-        c->buf = bigger;
-        c->cap = total;
-    }
-    while (c->len < total) {
-        if ((err = conn_read(c, s->force_fd, deadline, false)) != 0)
-            return read_failed(c, err, why);
     }
 
     if (log_enabled(LOG_DEBUG))
         log_debug("request: %s %.*s", method_name(req.method), (int)req.target_len, req.target);
     struct response r = {0};
-    route(c, &req, c->buf + req.head_len, &r);
+    size_t body_len = 0;
+    /* A client that sent "Expect: 100-continue" waits for us before it
+     * sends the body (curl for a second, others until their timeout): tell
+     * it "100 Continue", or refuse it now, with the connection closed since
+     * its body will not be read (RFC 9110 10.1.1). If some of the body is
+     * here already, the client did not wait: no 100 is needed. */
+    bool refused = false;
+    if (req.expect_continue && (req.chunked || req.content_length > 0) && c->len == req.head_len) {
+        refused = route_check(c, &req, &r);
+        if (!refused &&
+            (err = conn_send(c, CONN_CONTINUE, sizeof CONN_CONTINUE - 1, deadline)) != 0)
+            return read_failed(c, err, why);
+    }
+    /* Reading a large body may move c->buf (realloc): req.target points
+     * into it, so it is re-pointed at the same offset afterwards. */
+    size_t target_off = (size_t)(req.target - c->buf);
+    if (refused) {
+        r.close = true;
+    } else if (!read_body(c, &req, deadline, &body_len, why)) {
+        return SERVE_CLOSE;
+    } else {
+        req.target = c->buf + target_off;
+        route(c, &req, c->buf + req.head_len, body_len, &r);
+    }
     if (r.abandoned) {
         *why = "request abandoned: the grace period is over";
         atomic_fetch_add(&s->abandoned, 1);
@@ -408,6 +655,7 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     c->served++;
 
     /* Consume the request; bytes after it (a pipelined request) stay. */
+    size_t total = req.head_len + body_len;
     memmove(c->buf, c->buf + total, c->len - total);
     c->len -= total;
     if (c->cap > CONN_BUF_SIZE && c->len <= CONN_BUF_SIZE) {
@@ -419,7 +667,9 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     }
     if (keep)
         return SERVE_KEEP;
-    *why = req.keep_alive ? "closed after the response: shutting down" : "client asked to close";
+    *why = refused          ? "refused before its body was sent"
+           : req.keep_alive ? "closed after the response: shutting down"
+                            : "client asked to close";
     conn_linger_close(c); /* bytes the client sent meanwhile must not reset the response */
     return SERVE_CLOSE;
 }
@@ -442,7 +692,12 @@ void conn_serve(void *ctx, int fd, uint64_t id)
     const char *why = err != 0 ? strerror(err) : "client closed";
     while (err == 0) {
         if (c->len == 0) { /* (8) idle: a new request, the token, or the idle timeout */
-            err = conn_read(c, c->watch_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true);
+            /* The first request is waited for with poll (its 503 at
+             * shutdown needs the careful close); later ones with a
+             * blocking recv, the cheap wait (conn_idle_read). */
+            err = c->served == 0
+                      ? conn_read(c, c->watch_fd, clock_deadline_ms(s->cfg.idle_timeout_ms), true)
+                      : conn_idle_read(c);
             if (err == ECANCELED && c->served == 0) {
                 /* Accepted just before shutdown, its request not in yet:
                  * like the backlog, it gets "503 shutting down" (read in
@@ -469,6 +724,7 @@ void conn_serve(void *ctx, int fd, uint64_t id)
             break;
     }
     log_debug("connection from %s closed after %u responses: %s", c->peer, c->served, why);
+    conn_unhook(c); /* before the acceptor closes fd: the hook must not reach a reused fd */
     /* Freed here, token and all, not when the thread is joined: the
      * server's child list follows its live connections exactly. */
     conn_free(c);

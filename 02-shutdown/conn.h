@@ -23,20 +23,36 @@
 #include "cancel.h"
 #include "server.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* Where a connection stands with its blocking idle read (conn.c explains
+ * why it has one): the connection moves OFF -> READING -> OFF around its
+ * recv; the cancel hook moves READING -> SHUT and shuts the read side. */
+enum conn_idle {
+    CONN_IDLE_OFF,     /* not in (or about to enter) the blocking idle recv */
+    CONN_IDLE_READING, /* in it, or about to be: the hook may shut the read side */
+    CONN_IDLE_SHUT,    /* the hook has shut the read side (shutdown(SHUT_RD)) */
+};
+
 struct conn {
-    struct server *srv;         /* the server it belongs to */
-    uint64_t id;                /* 1, 2, 3 ... in accept order (thread name conn-ID) */
-    int fd;                     /* the socket (non-blocking; the acceptor's, closed by it) */
-    struct cancel_token *token; /* a child of the server's token */
-    int watch_fd;               /* readable once token is cancelled (borrowed) */
-    char peer[64];              /* "127.0.0.1:53412", for the log */
-    unsigned served;            /* responses sent */
-    char *buf;                  /* bytes read and not yet consumed */
-    size_t cap;                 /* buf's size */
-    size_t len;                 /* bytes in buf */
+    struct server *srv;           /* the server it belongs to */
+    uint64_t id;                  /* 1, 2, 3 ... in accept order (thread name conn-ID) */
+    int fd;                       /* the socket (the acceptor's, closed by it). Non-blocking until
+                                     its first blocking idle read, blocking (SO_RCVTIMEO) after */
+    struct cancel_token *token;   /* a child of the server's token */
+    int watch_fd;                 /* readable once token is cancelled (borrowed) */
+    char peer[64];                /* "127.0.0.1:53412", for the log */
+    unsigned served;              /* responses sent */
+    struct cancel_hook idle_hook; /* on token: wakes the blocking idle read at shutdown */
+    bool blocking;                /* idle_hook is registered and the socket is blocking */
+    bool read_shut;               /* the hook shut the read side: no more bytes can be waited for */
+    atomic_int idle;              /* an enum conn_idle, shared with the hook (seq_cst) */
+    char *buf;                    /* bytes read and not yet consumed */
+    size_t cap;                   /* buf's size */
+    size_t len;                   /* bytes in buf */
 };
 
 /* conn_serve: the work of one connection (an acceptor_serve_fn; ctx is the

@@ -255,7 +255,7 @@ count_lines() {
     start_service bad MAX_BODY=1000
     run -0 raw_request "$PORT" 'BLAH\r\n\r\n'
     assert_output "HTTP/1.1 400 Bad Request"
-    run -0 raw_request "$PORT" 'GET / HTTP/1.1\nHost: x\n\n'
+    run -0 raw_request "$PORT" 'GET / HTTP/1.1\rHost: x\r\n\r\n'
     assert_output "HTTP/1.1 400 Bad Request"
     run -0 raw_request "$PORT" 'GET / HTTP/2.0\r\n\r\n'
     assert_output "HTTP/1.1 505 HTTP Version Not Supported"
@@ -264,7 +264,7 @@ count_lines() {
     head -c 5000 /dev/zero >"$BATS_TEST_TMPDIR/big"
     run -0 curl -sS -o /dev/null -w '%{http_code}' --data-binary @"$BATS_TEST_TMPDIR/big" "$URL/jobs"
     assert_output 413
-    run -0 curl -sS -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' -d x "$URL/jobs"
+    run -0 curl -sS -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: gzip, chunked' -d x "$URL/jobs"
     assert_output 501
     run -0 curl -sS -o /dev/null -w '%{http_code}' -d '' "$URL/jobs"
     assert_output 400
@@ -272,6 +272,112 @@ count_lines() {
     assert_output "ok"
     stop_bg TERM
     [[ $EXIT_STATUS -eq 0 ]]
+}
+
+@test "shutdown: RFC 9112 heads: no Host is 400, a long target 414, a bare-LF request is served" {
+    start_service rfc
+    run -0 curl -sS -o /dev/null -w '%{http_code}' -H 'Host:' "$URL/" # curl then sends no Host
+    assert_output 400
+    run -0 raw_request "$PORT" 'GET / HTTP/1.1\r\n\r\n'
+    assert_output "HTTP/1.1 400 Bad Request"
+    run -0 raw_request "$PORT" 'GET / HTTP/1.0\r\n\r\n' # HTTP/1.0 needs none
+    assert_output "HTTP/1.1 200 OK"
+    run -0 curl -sS -o /dev/null -w '%{http_code}' "$URL/$(printf 'a%.0s' {1..9000})"
+    assert_output 414
+    run -0 curl -sS -o /dev/null -w '%{http_code}' "$URL/$(printf 'a%.0s' {1..7000})"
+    assert_output 404 # a long target in a head that fits is served
+    # What a student types first: LF line endings.
+    local fd reply
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET / HTTP/1.1\nHost: x\nConnection: close\n\n' >&"$fd"
+    reply=$(timeout 10 cat <&"$fd")
+    exec {fd}>&-
+    [[ $reply == "HTTP/1.1 200 OK"*$'\r\n\r\nok' ]] || fail "got '$reply'"
+    stop_bg TERM
+    [[ $EXIT_STATUS -eq 0 ]]
+}
+
+@test "shutdown: chunked request bodies are accepted, bounded by MAX_BODY, and never mixed with Content-Length" {
+    start_service chunked MAX_BODY=100000 JOB_TIME=1ms
+    head -c 99999 /dev/urandom >"$BATS_TEST_TMPDIR/job"
+    # A Content-Length body larger than the 16 KiB read buffer: the buffer
+    # grows, and the request's target (which points into it) must follow
+    # (a use-after-free under check-asan before).
+    run -0 curl -sS -o /dev/null -w '%{http_code}' --data-binary @"$BATS_TEST_TMPDIR/job" "$URL/jobs"
+    assert_output 202
+    # curl -T - sends a body of unknown size chunked (and -X POST, since -T is PUT).
+    run -0 curl -sS -w '%{http_code}' -X POST -T - "$URL/jobs" <"$BATS_TEST_TMPDIR/job"
+    assert_output $'accepted job 2\n202'
+    run -0 curl -sS -w '%{http_code}' -H 'Transfer-Encoding: chunked' -d 'resize photo 17' "$URL/jobs"
+    assert_output $'accepted job 3\n202'
+    wait_for_log "$BG_ERR" 'processed job 3 ' 10
+    grep -q 'accepted job 2 (99999 bytes, chunked)' "$BG_ERR"
+    grep -q 'processed job 2 (99999 bytes' "$BG_ERR"
+    grep -q 'processed job 3 (15 bytes' "$BG_ERR"
+    # One byte over MAX_BODY: 413, and the server goes on.
+    head -c 100001 /dev/zero >"$BATS_TEST_TMPDIR/big"
+    run -0 curl -sS -o /dev/null -w '%{http_code}' -X POST -T - "$URL/jobs" <"$BATS_TEST_TMPDIR/big"
+    assert_output 413
+    # Chunk extensions and trailers are skipped; the next request on the
+    # connection (pipelined behind the body) is served too.
+    local fd reply
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'POST /jobs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n' >&"$fd"
+    reply=$(timeout 10 cat <&"$fd")
+    exec {fd}>&-
+    [[ $reply == "HTTP/1.1 202 Accepted"*$'accepted job 4\nHTTP/1.1 200 OK'*"ok" ]] || fail "got '$reply'"
+    # Smuggling guards: both framings, a chunked that is not last, bad chunks.
+    run -0 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Length: 3' -H 'Transfer-Encoding: chunked' \
+        -d abc "$URL/jobs"
+    assert_output 400
+    run -0 raw_request "$PORT" 'POST /jobs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n'
+    assert_output "HTTP/1.1 400 Bad Request"
+    run -0 raw_request "$PORT" 'POST /jobs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n'
+    assert_output "HTTP/1.1 400 Bad Request"
+    run -0 raw_request "$PORT" 'POST /jobs HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+    assert_output "HTTP/1.1 400 Bad Request"
+    run -0 curl -sS "$URL/"
+    assert_output "ok"
+    stop_bg TERM
+    [[ $EXIT_STATUS -eq 0 ]]
+    [[ $(count_lines "$BG_ERR" 'processed job [0-9]+ ') -eq 4 ]]
+}
+
+@test "shutdown: Expect: 100-continue is answered at once, with 100 Continue or the final status" {
+    start_service expect MAX_BODY=2000000 QUEUE_CAPACITY=1 JOB_TIME=30s
+    head -c 1500000 /dev/urandom >"$BATS_TEST_TMPDIR/job"
+    # curl sends Expect: 100-continue for a body over 1 MB and waits for the
+    # 100 (here up to 10 s) before sending it: done in well under that.
+    local t0
+    t0=$(now_ms)
+    run -0 curl -sS -v --expect100-timeout 10 -w '\n%{http_code}' --data-binary @"$BATS_TEST_TMPDIR/job" \
+        "$URL/jobs"
+    assert_output --partial "HTTP/1.1 100 Continue"
+    assert_line "accepted job 1"
+    assert_line "202"
+    (($(elapsed_ms "$t0") < 5000)) || fail "took $(elapsed_ms "$t0") ms"
+    # Refused without the body: the final status comes instead of the 100,
+    # and the connection closes.
+    # The queue holds 1 job and the worker spends 30 s on job 1: one more
+    # fills it (or finds it full already).
+    run -0 curl -sS -o /dev/null -w '%{http_code}' -d filler "$URL/jobs"
+    [[ $output == 202 || $output == 503 ]]
+    local want code url
+    for want in "404 /nope" "405 /" "503 /jobs"; do
+        read -r code url <<<"$want"
+        t0=$(now_ms)
+        run -0 curl -sS -v -o /dev/null --expect100-timeout 10 -w '%{http_code}' \
+            --data-binary @"$BATS_TEST_TMPDIR/job" "$URL$url"
+        assert_line "$code"
+        refute_output --partial "100 Continue"
+        (($(elapsed_ms "$t0") < 5000)) || fail "$url took $(elapsed_ms "$t0") ms"
+    done
+    head -c 2000001 /dev/zero >"$BATS_TEST_TMPDIR/big"
+    t0=$(now_ms)
+    run -0 curl -sS -o /dev/null --expect100-timeout 10 -w '%{http_code}' --data-binary @"$BATS_TEST_TMPDIR/big" "$URL/jobs"
+    assert_output 413
+    (($(elapsed_ms "$t0") < 5000)) || fail "413 took $(elapsed_ms "$t0") ms"
+    stop_bg KILL # job 1 would hold a drain for its 30 s
 }
 
 @test "shutdown: a client that dribbles its request gets 408 at the deadline; others are served meanwhile" {
@@ -396,6 +502,32 @@ count_lines() {
     [[ $counts =~ half=0 ]] || fail "half-answered requests: $counts"
     [[ $counts =~ status_200=([0-9]+) ]] && ((BASH_REMATCH[1] > 50)) || fail "too few 200s: $counts"
     [[ $counts =~ refused=16 ]] || fail "every client should end refused: $counts"
+    grep -q 'shutdown complete' "$BG_ERR"
+}
+
+@test "shutdown: keep-alive clients mid-load at SIGTERM: exit 0, no response cut short" {
+    # Requests after the first on a connection wait in a blocking recv that
+    # the shutdown interrupts (conn.c, conn_idle_read): load it from four
+    # keep-alive clients and send SIGTERM in the middle.
+    start_service kaload SHUTDOWN_TIMEOUT=20
+    local n pids=()
+    for ((n = 0; n < 4; n++)); do # curl's glob: 50,000 GETs of /?N on one connection
+        curl -sS -o /dev/null -w '%{http_code}\n' "$URL/?[1-50000]" >"$BATS_TEST_TMPDIR/ka.$n" \
+            2>"$BATS_TEST_TMPDIR/ka.$n.err" 3>&- &
+        pids+=($!)
+    done
+    sleep 0.5
+    signal_bg TERM
+    wait_exit "$BG_PID" 15
+    [[ $EXIT_STATUS -eq 0 ]] || fail "exit status $EXIT_STATUS"
+    for n in "${pids[@]}"; do wait "$n" || true; done
+    local ok
+    ok=$(cat "$BATS_TEST_TMPDIR"/ka.? | grep -c '^200$' || true)
+    ((ok > 50)) || fail "only $ok responses"
+    # Only whole answers: 200, a 503 for a request that raced the shutdown,
+    # or 000 for one refused once the listener was closed.
+    run ! grep -vE '^(200|503|000)$' "$BATS_TEST_TMPDIR"/ka.?
+    run ! grep -E '\((18|56)\)' "$BATS_TEST_TMPDIR"/ka.?.err # partial body, or reset mid-response
     grep -q 'shutdown complete' "$BG_ERR"
 }
 
