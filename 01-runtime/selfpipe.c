@@ -39,6 +39,10 @@ static void selfpipe_handler(int signo)
 }
 /* [/snippet] */
 
+/* nonblock_cloexec: O_NONBLOCK and FD_CLOEXEC, set just after pipe(). A
+ * fork+exec in another thread in that window would inherit the fd; this
+ * program never forks or execs, so it does not matter here. One that does
+ * would use pipe2(O_CLOEXEC), Linux's atomic form, behind a seam. */
 static int nonblock_cloexec(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

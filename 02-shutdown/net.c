@@ -15,7 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* set_flags: O_NONBLOCK on the file, FD_CLOEXEC on the descriptor. */
+/* set_flags: O_NONBLOCK on the file, FD_CLOEXEC on the descriptor.
+ * Close-on-exec is set a moment after socket(), pipe() or accept() made
+ * the fd, so a fork+exec in another thread in between would leak it into
+ * the child. That window does not matter here: these programs never fork
+ * or exec. A program that does should make the fd close-on-exec
+ * atomically, with the Linux (and BSD) forms SOCK_CLOEXEC, pipe2(O_CLOEXEC)
+ * and accept4(SOCK_CLOEXEC), behind a seam like thread.c's. */
 static int set_flags(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

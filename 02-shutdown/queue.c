@@ -61,7 +61,8 @@ int queue_try_push(struct queue *q, const char *body, size_t len, uint64_t *id)
     return err;
 }
 
-/* wake_consumers: the cancel hook; runs on the cancelling thread. */
+/* wake_consumers: the cancel hook; runs on the cancelling thread, outside
+ * the token tree's lock (so queue_pop removes it after unlocking). */
 static void wake_consumers(void *arg)
 {
     struct queue *q = arg;

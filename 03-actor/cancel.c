@@ -16,6 +16,16 @@
  * released node onto its grandparent; the observable behaviour is the same
  * (cancelling an ancestor still reaches them), and keeping the node also
  * keeps the fd that cancel_token_watch_fd() may have lent out valid.
+ *
+ * Hooks run after the tree lock is dropped, as tokio-util wakes its wakers
+ * outside its node locks: a hook takes its owner's mutex M, and a thread
+ * that holds M while it makes, releases or polls a token of the same tree
+ * must not wait for the tree lock behind that hook (it did, and the two
+ * deadlocked). So cancel marks under the lock, collecting the hooks of the
+ * marked nodes into a batch on its own stack, then runs the batch
+ * unlocked. The batch stays listed in the tree while it runs, which is how
+ * hook_remove() waits for a hook that is running, and how a second cancel
+ * that finds its subtree already marked waits for the first one's hooks.
  */
 #include "cancel.h"
 
@@ -27,20 +37,36 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* A cancel running its hooks, on the cancelling thread's stack. */
+struct cancel_batch {
+    struct cancel_token *root; /* the token cancelled; the caller's reference keeps it */
+    struct cancel_hook *hooks; /* taken from the marked nodes, linked by `next` */
+    struct cancel_batch *prev; /* neighbours in tree->batches */
+    struct cancel_batch *next;
+};
+
 /* What the tokens of one tree share. */
 struct cancel_tree {
-    pthread_mutex_t lock;   /* protects every field of every node below, except `cancelled` */
-    pthread_cond_t changed; /* broadcast whenever a node of the tree is cancelled */
-    size_t nodes;           /* nodes alive; the last one to go frees the tree */
+    pthread_mutex_t lock;         /* protects every field of every node below, except `cancelled` */
+    pthread_cond_t changed;       /* broadcast whenever a node of the tree is cancelled */
+    pthread_cond_t hooks_done;    /* broadcast whenever a batch has run its hooks */
+    struct cancel_batch *batches; /* the cancels running hooks right now */
+    size_t nodes;                 /* nodes alive; the last one to go frees the tree */
 };
+
+/* in_hook: is this thread running hooks right now? A cancel from inside a
+ * hook does not wait for other batches (one of them may be this thread's
+ * own), and a hook_remove() from inside one would wait for itself. */
+static _Thread_local bool in_hook;
 
 struct cancel_token {
     struct cancel_tree *tree;    /* shared with the parent, set once */
     atomic_bool cancelled;       /* set once under tree->lock, read without it */
     size_t refs;                 /* handles + linked children */
-    struct cancel_token *parent; /* NULL for a root or a born-cancelled child */
-    struct cancel_token *child;  /* first linked child */
-    struct cancel_token *prev;   /* siblings under the same parent */
+    struct cancel_token *parent; /* NULL for a root; held by a reference, linked or not */
+    bool linked; /* in parent's child list: false for a root or a born-cancelled child */
+    struct cancel_token *child; /* first linked child */
+    struct cancel_token *prev;  /* siblings under the same parent */
     struct cancel_token *next;
     size_t children; /* number of linked children */
     int fd_read;     /* the pipe of cancel_token_fd(), or -1 */
@@ -62,6 +88,7 @@ static struct cancel_token *node_new(struct cancel_tree *tree, bool cancelled)
         }
         lock_mutex_init(&tree->lock);
         lock_cond_init(&tree->changed);
+        lock_cond_init(&tree->hooks_done);
         tree->nodes = 1;
     } else {
         tree->nodes++; /* the caller holds tree->lock */
@@ -83,26 +110,26 @@ int cancel_token_child(struct cancel_token *parent, struct cancel_token **out)
 {
     struct cancel_tree *tree = parent->tree;
     lock_acquire(&tree->lock);
-    if (atomic_load(&parent->cancelled)) {
-        /* Born cancelled, in a tree of its own: nothing can change it any
-         * more, so linking it would only lengthen the parent's list. */
-        lock_release(&tree->lock);
-        *out = node_new(NULL, true);
-        return *out == NULL ? ENOMEM : 0;
-    }
-    struct cancel_token *t = node_new(tree, false);
+    bool born_cancelled = atomic_load(&parent->cancelled);
+    struct cancel_token *t = node_new(tree, born_cancelled);
     if (t == NULL) {
         lock_release(&tree->lock);
         *out = NULL;
         return ENOMEM;
     }
-    t->parent = parent; /* link at the head: O(1) */
-    t->next = parent->child;
-    if (parent->child != NULL)
-        parent->child->prev = t;
-    parent->child = t;
-    parent->children++;
-    parent->refs++; /* the child keeps its parent alive */
+    t->parent = parent;
+    parent->refs++; /* the child keeps its parent alive, linked or not */
+    /* Born cancelled: nothing can change it any more, so linking it would
+     * only lengthen the parent's list. It keeps its parent (and so every
+     * ancestor and their pipes) for its fds: see fd_home(). */
+    if (!born_cancelled) {
+        t->linked = true; /* link at the head: O(1) */
+        t->next = parent->child;
+        if (parent->child != NULL)
+            parent->child->prev = t;
+        parent->child = t;
+        parent->children++;
+    }
     lock_release(&tree->lock);
     *out = t;
     return 0;
@@ -126,7 +153,7 @@ void cancel_token_release(struct cancel_token *t)
      * its parent's reference in turn, and so on up the tree. */
     while (t != NULL && --t->refs == 0) {
         struct cancel_token *parent = t->parent;
-        if (parent != NULL) {
+        if (t->linked) {
             if (t->prev != NULL)
                 t->prev->next = t->next;
             else
@@ -146,15 +173,17 @@ void cancel_token_release(struct cancel_token *t)
     bool last = tree->nodes == 0;
     lock_release(&tree->lock);
     if (last) { /* no node is left to reach the tree: nobody else can lock it */
+        lock_cond_destroy(&tree->hooks_done);
         lock_cond_destroy(&tree->changed);
         lock_mutex_destroy(&tree->lock);
         free(tree);
     }
 }
 
-/* mark: cancel one node whose children are all cancelled already. Called
+/* mark: cancel one node whose children are all cancelled already, moving
+ * its hooks into the batch (they run once the lock is dropped). Called
  * with tree->lock held. */
-static void mark(struct cancel_token *t)
+static void mark(struct cancel_token *t, struct cancel_batch *batch)
 {
     atomic_store(&t->cancelled, true);
     if (t->fd_write >= 0) {
@@ -167,10 +196,75 @@ static void mark(struct cancel_token *t)
     while (t->hooks != NULL) {
         struct cancel_hook *h = t->hooks;
         t->hooks = h->next;
-        if (h->next != NULL)
-            h->next->prev = NULL;
+        h->running = true; /* h->token stays set: hook_remove() now waits */
+        h->prev = NULL;
+        h->next = batch->hooks;
+        batch->hooks = h;
+    }
+}
+
+/* run_hooks: run the batch's hooks with the tree lock dropped, then mark
+ * them done. Called with tree->lock held; returns with it held. */
+static void run_hooks(struct cancel_tree *tree, struct cancel_batch *batch)
+{
+    if (batch->hooks == NULL)
+        return; /* most cancels: no hook, no unlock */
+    batch->next = tree->batches;
+    if (tree->batches != NULL)
+        tree->batches->prev = batch;
+    tree->batches = batch;
+    lock_release(&tree->lock);
+    bool outer = in_hook; /* a hook may cancel: batches nest */
+    in_hook = true;
+    for (struct cancel_hook *h = batch->hooks; h != NULL;) {
+        struct cancel_hook *next = h->next; /* h is ours until marked done below */
         h->fn(h->arg);
-        h->token = NULL; /* after fn: hook_remove() may free h from now on */
+        h = next;
+    }
+    in_hook = outer;
+    lock_acquire(&tree->lock);
+    for (struct cancel_hook *h = batch->hooks, *next; h != NULL; h = next) {
+        next = h->next;
+        h->running = false;
+        h->token = NULL; /* after this unlock, hook_remove() may free h */
+        h->next = NULL;
+    }
+    if (batch->prev != NULL)
+        batch->prev->next = batch->next;
+    else
+        tree->batches = batch->next;
+    if (batch->next != NULL)
+        batch->next->prev = batch->prev;
+    lock_cond_broadcast(&tree->hooks_done);
+}
+
+/* at_or_below: is n in the subtree of `top` (born-cancelled children
+ * included)? Lock held. */
+static bool at_or_below(const struct cancel_token *n, const struct cancel_token *top)
+{
+    for (; n != NULL; n = n->parent)
+        if (n == top)
+            return true;
+    return false;
+}
+
+/* wait_overlapping: wait until no other cancel whose subtree overlaps t's
+ * (rooted at, above or below t) is still running hooks, so that when
+ * cancel(t) returns every hook of t's subtree has run, whichever thread
+ * ran it. Not from inside a hook: the batch waited for could be the one
+ * running this very hook. Lock held. */
+static void wait_overlapping(struct cancel_tree *tree, struct cancel_token *t)
+{
+    if (in_hook)
+        return;
+    struct cancel_batch *b = tree->batches;
+    while (b != NULL) {
+        if (at_or_below(b->root, t) || at_or_below(t, b->root)) {
+            lock_cond_wait(&tree->hooks_done, &tree->lock);
+            b = tree->batches; /* the list changed: look again */
+        } else {
+            b = b->next;
+        }
     }
 }
 
@@ -187,8 +281,10 @@ static struct cancel_token *first_live(struct cancel_token *c)
 void cancel_token_cancel(struct cancel_token *t)
 {
     struct cancel_tree *tree = t->tree;
+    struct cancel_batch batch = {.root = t};
     lock_acquire(&tree->lock);
-    if (atomic_load(&t->cancelled)) { /* idempotent */
+    if (atomic_load(&t->cancelled)) { /* idempotent, once the hooks are done */
+        wait_overlapping(tree, t);
         lock_release(&tree->lock);
         return;
     }
@@ -202,7 +298,7 @@ void cancel_token_cancel(struct cancel_token *t)
         while ((c = first_live(n->child)) != NULL)
             n = c; /* go down to a node with no live child */
         for (;;) {
-            mark(n);
+            mark(n, &batch);
             if (n == t)
                 goto done;
             c = first_live(n->next);
@@ -215,6 +311,8 @@ void cancel_token_cancel(struct cancel_token *t)
     }
 done:
     lock_cond_broadcast(&tree->changed); /* every cancel_token_wait() rechecks */
+    run_hooks(tree, &batch);             /* unlocked, on this thread */
+    wait_overlapping(tree, t);           /* and those of a cancel that overlapped */
     lock_release(&tree->lock);
 }
 /* [/snippet] */
@@ -243,7 +341,10 @@ int cancel_token_wait(struct cancel_token *t, int64_t deadline_ms)
 }
 
 /* make_fd: give t its pipe. Called with tree->lock held (pipe() does not
- * block). Both ends are non-blocking and close-on-exec. */
+ * block). Both ends are non-blocking and close-on-exec; close-on-exec is
+ * set just after pipe(), a window that matters only to a program that
+ * forks and execs in another thread (these never do; one that does would
+ * use pipe2(O_CLOEXEC) behind a Linux seam). */
 static int make_fd(struct cancel_token *t)
 {
     int p[2];
@@ -269,13 +370,26 @@ static int make_fd(struct cancel_token *t)
     return 0;
 }
 
+/* fd_home: the token whose pipe serves as t's own. A born-cancelled
+ * token uses its parent's, and so on up (the parent was cancelled when
+ * the child was born, so its pipe is readable for good, which is all a
+ * cancelled token's fd must be): the children a server makes after its
+ * shutdown began cost no fd, and cannot fail with EMFILE. Lock held. */
+static struct cancel_token *fd_home(struct cancel_token *t)
+{
+    while (t->parent != NULL && !t->linked)
+        t = t->parent;
+    return t;
+}
+
 int cancel_token_fd(struct cancel_token *t, int *fd)
 {
     int err = 0;
     lock_acquire(&t->tree->lock);
-    if (t->fd_read < 0)
-        err = make_fd(t);
-    *fd = t->fd_read;
+    struct cancel_token *home = fd_home(t);
+    if (home->fd_read < 0)
+        err = make_fd(home);
+    *fd = home->fd_read;
     lock_release(&t->tree->lock);
     return err;
 }
@@ -284,13 +398,17 @@ int cancel_token_watch_fd(struct cancel_token *t, int *fd)
 {
     int err = 0;
     lock_acquire(&t->tree->lock);
-    struct cancel_token *owner = t;
-    while (owner != NULL && owner->fd_read < 0)
-        owner = owner->parent; /* t's link keeps every ancestor alive */
-    if (owner == NULL) {
-        owner = t;
-        err = make_fd(t);
+    /* Born cancelled: the home's pipe, readable already, never one that
+     * an ancestor above a directly cancelled parent has not made so. */
+    struct cancel_token *owner = fd_home(t);
+    if (owner == t) {
+        while (owner != NULL && owner->fd_read < 0)
+            owner = owner->parent; /* t's reference keeps every ancestor alive */
+        if (owner == NULL)
+            owner = t;
     }
+    if (owner->fd_read < 0)
+        err = make_fd(owner);
     *fd = owner->fd_read;
     lock_release(&t->tree->lock);
     return err;
@@ -306,6 +424,7 @@ bool cancel_token_hook_add(struct cancel_token *t, struct cancel_hook *hook, voi
     hook->prev = NULL;
     hook->next = NULL;
     hook->token = NULL;
+    hook->running = false;
     if (added) {
         hook->token = t;
         hook->next = t->hooks;
@@ -319,9 +438,13 @@ bool cancel_token_hook_add(struct cancel_token *t, struct cancel_hook *hook, voi
 
 void cancel_token_hook_remove(struct cancel_token *t, struct cancel_hook *hook)
 {
-    /* Under the lock: a cancel running the hook right now holds it, so
-     * this waits for fn to return. */
     lock_acquire(&t->tree->lock);
+    if (in_hook)
+        lock_die("cancel_token_hook_remove called from a hook", EDEADLK);
+    /* Taken by a cancel: about to run or running, unlocked. Wait for the
+     * batch to mark it done, so fn is not running when we return. */
+    while (hook->running)
+        lock_cond_wait(&t->tree->hooks_done, &t->tree->lock);
     if (hook->token != NULL) {
         if (hook->prev != NULL)
             hook->prev->next = hook->next;

@@ -45,8 +45,9 @@ struct cancel_hook {
     void (*fn)(void *arg);      /* what to run */
     void *arg;                  /* its argument */
     struct cancel_token *token; /* where it is registered; NULL once run or removed */
+    bool running;               /* taken by a cancel: runs, or is about to, unlocked */
     struct cancel_hook *prev;   /* neighbours in the token's hook list */
-    struct cancel_hook *next;
+    struct cancel_hook *next;   /* (or in the cancel's batch, while running) */
 };
 
 /* cancel_token_new: a new root token, not cancelled. Returns 0 and sets
@@ -55,7 +56,10 @@ int cancel_token_new(struct cancel_token **out);
 
 /* cancel_token_child: a new token that is cancelled when `parent` is
  * (tokio: child_token). If parent is already cancelled, the child is born
- * cancelled and is not linked under it. Returns 0 and sets *out, or ENOMEM. */
+ * cancelled and is not linked under it (cancel_token_children does not
+ * count it), but it keeps a reference to it: its fds are its parent's, so
+ * it costs no descriptor (see cancel_token_fd). Returns 0 and sets *out,
+ * or ENOMEM. */
 int cancel_token_child(struct cancel_token *parent, struct cancel_token **out);
 
 /* cancel_token_clone: another reference to the same token (tokio: clone);
@@ -70,7 +74,13 @@ void cancel_token_release(struct cancel_token *t);
 /* cancel_token_cancel: cancel t and every token below it. Idempotent. When
  * it returns, the whole subtree is cancelled, every blocked
  * cancel_token_wait() has been woken, every fd is readable and every hook
- * has run (on this thread). */
+ * registered in the subtree has run: the hooks of the tokens this call
+ * cancelled ran on this thread, after the tree's lock was dropped, and if
+ * another thread's cancel got to part of the subtree first (two threads
+ * cancelling overlapping subtrees at once, or this token twice), this call
+ * waits until that cancel's hooks have run too. Called from inside a hook,
+ * it runs the hooks it takes but does not wait for other threads' (it
+ * could be waiting for its own). It blocks only for that: hooks are short. */
 void cancel_token_cancel(struct cancel_token *t);
 
 /* cancel_token_is_cancelled: has t been cancelled? Never blocks. */
@@ -86,7 +96,9 @@ int cancel_token_wait(struct cancel_token *t, int64_t deadline_ms);
 /* cancel_token_fd: a descriptor of t's own that polls readable (POLLIN)
  * once t is cancelled, by any route, and stays readable. Poll it; never
  * read, write or close it. Created on the first call (a pipe: two fds) and
- * closed with the token. Returns 0 and sets *fd, or EMFILE/ENFILE. */
+ * closed with the token. A token born cancelled shares its parent's
+ * instead (readable already, and for good), so it needs no new fd once the
+ * parent has one. Returns 0 and sets *fd, or EMFILE/ENFILE. */
 int cancel_token_fd(struct cancel_token *t, int *fd);
 
 /* cancel_token_watch_fd: the fd budget's answer. Sets *fd to the fd of the
@@ -97,22 +109,32 @@ int cancel_token_fd(struct cancel_token *t, int *fd);
  * but the watching thread itself cancels t directly, as with per-connection
  * tokens that only their server cancels: thousands of connections then
  * share the server token's one fd. After a wake-up, check
- * cancel_token_is_cancelled(t). The fd stays valid while t is alive.
+ * cancel_token_is_cancelled(t). The fd stays valid while t is alive. A
+ * token born cancelled gets its cancel_token_fd() (its parent's:
+ * readable at once), so it costs no new fd when the parent has one.
  * Returns 0, or EMFILE/ENFILE. */
 int cancel_token_watch_fd(struct cancel_token *t, int *fd);
 
 /* cancel_token_hook_add: arrange for fn(arg) to run once, when t (or an
  * ancestor) is cancelled. Returns false, without registering, if t is
- * already cancelled. fn runs on the cancelling thread with the token tree's
- * lock held: it must be short and must not call cancel_token_* functions
- * (signalling a condition variable under its own mutex is the typical use).
- * The caller keeps t alive while the hook is registered. */
+ * already cancelled. fn runs on the cancelling thread, after the token
+ * tree's lock is dropped (tokio-util too wakes its wakers outside its
+ * locks), so it may take its own mutex even while another thread holds
+ * that mutex and calls cancel_token_* functions on the same tree
+ * (signalling a condition variable under its own mutex is the typical
+ * use). It may call any cancel_token_* function except
+ * cancel_token_hook_remove (that aborts: it could wait for itself). It
+ * must be short: cancel_token_cancel returns after it, and the signal
+ * listener takes no signal while its token's hooks run. The caller keeps t
+ * alive while the hook is registered. */
 bool cancel_token_hook_add(struct cancel_token *t, struct cancel_hook *hook, void (*fn)(void *arg),
                            void *arg);
 
 /* cancel_token_hook_remove: unregister a hook from t, the token it was
- * added to (harmless if it has run). When it returns, fn is not running and
- * will not run, so the hook's memory can go. Call it before releasing t. */
+ * added to (harmless if it has run). If a cancel has taken the hook, it
+ * waits for fn to return (so never call it holding a lock fn takes). When
+ * it returns, fn is not running and will not run, so the hook's memory can
+ * go. Call it before releasing t, and never from inside a hook. */
 void cancel_token_hook_remove(struct cancel_token *t, struct cancel_hook *hook);
 
 /* cancel_token_children: how many children are linked under t (for tests

@@ -185,7 +185,9 @@ int mpsc_try_send(struct mpsc_sender *tx, void *msg)
 }
 
 /* wake_waiter: the cancel hook of a blocked sender. It runs on the
- * cancelling thread (token tree lock held, then ours: never the reverse). */
+ * cancelling thread, outside the token tree's lock, and takes no lock:
+ * the sender removes the hook (which waits for a running one) before its
+ * parking spot goes. */
 struct waiter_hook {
     struct waiter *waiter; /* the blocked sender to wake */
 };

@@ -138,7 +138,9 @@ bool oneshot_sender_is_closed(struct oneshot_sender *tx)
     return closed;
 }
 
-/* wake_hook: the receiver's cancel hook (token tree lock, then ours). */
+/* wake_hook: the receiver's cancel hook. It runs outside the token tree's
+ * lock and takes ours, so the receiver removes it only after unlocking
+ * (hook_remove waits for a running hook). */
 static void wake_hook(void *arg)
 {
     struct oneshot *o = arg;

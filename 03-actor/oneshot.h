@@ -52,7 +52,12 @@ int oneshot_new(size_t value_size, oneshot_drop_fn *drop, struct oneshot_sender 
 /* oneshot_send: copy value_size bytes from value into the slot and wake
  * the receiver if it waits. Consumes tx, whatever it returns: 0 (the
  * value is the receiver's now) or EPIPE (the receiver is gone: nothing
- * was taken, the caller still owns what value points to). Never blocks. */
+ * was taken, the caller still owns what value points to). Never blocks.
+ * Even on 0 the value may never be received: if the receiver is released
+ * at the same moment, after the value went in, this call can be the last
+ * side out, and then the drop function runs here, on the sender's thread,
+ * before oneshot_send returns. So the drop function must be safe to call
+ * from any thread that sends. */
 int oneshot_send(struct oneshot_sender *tx, const void *value);
 
 /* oneshot_sender_release: give up without sending (tokio: drop(Sender));

@@ -23,6 +23,20 @@
 #include <string.h>
 #include <time.h>
 
+#ifndef LOCK_ERRORCHECK
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) /* gcc */
+#define LOCK_ERRORCHECK 1
+#elif defined(__has_feature) /* clang */
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
+    __has_feature(undefined_behavior_sanitizer)
+#define LOCK_ERRORCHECK 1
+#endif
+#endif
+#endif
+#ifndef LOCK_ERRORCHECK
+#define LOCK_ERRORCHECK 0
+#endif
+
 /* lock_die: report a failed pthread call and abort. Never returns. */
 static inline void lock_die(const char *what, int err)
 {
@@ -30,9 +44,22 @@ static inline void lock_die(const char *what, int err)
     abort();
 }
 
+/* lock_mutex_init: a mutex, error-checking when LOCK_ERRORCHECK is 1. */
 static inline void lock_mutex_init(pthread_mutex_t *m)
 {
+#if LOCK_ERRORCHECK
+    pthread_mutexattr_t attr;
+    int err = pthread_mutexattr_init(&attr);
+    if (err != 0)
+        lock_die("pthread_mutexattr_init", err);
+    err = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    if (err != 0)
+        lock_die("pthread_mutexattr_settype", err);
+    err = pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+#else
     int err = pthread_mutex_init(m, NULL);
+#endif
     if (err != 0)
         lock_die("pthread_mutex_init", err);
 }
@@ -89,16 +116,19 @@ static inline void lock_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 }
 
 /* lock_cond_wait_until: wait until signalled or until deadline_ms, an
- * absolute CLOCK_MONOTONIC time in milliseconds (-1: no deadline).
- * Returns true if woken (possibly spuriously), false once the deadline has
- * passed. Callers loop on their own predicate either way. */
+ * absolute CLOCK_MONOTONIC time in milliseconds (-1: no deadline; any
+ * other negative value has passed). Returns true if woken (possibly
+ * spuriously), false once the deadline has passed. Callers loop on their
+ * own predicate either way. */
 static inline bool lock_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
                                         long long deadline_ms)
 {
-    if (deadline_ms < 0) {
+    if (deadline_ms == -1) {
         lock_cond_wait(c, m);
         return true;
     }
+    if (deadline_ms < 0)
+        return false; /* before the clock's start: a negative timespec is EINVAL */
     struct timespec ts = {
         .tv_sec = (time_t)(deadline_ms / 1000),
         .tv_nsec = (long)(deadline_ms % 1000) * 1000000L,

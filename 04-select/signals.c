@@ -28,7 +28,7 @@ static struct {
     pthread_t thread;           /* the listener, valid while started */
     bool started;               /* owned by the thread that calls listen/stop */
     atomic_bool stopping;       /* set by signals_stop before it wakes the listener */
-    atomic_int first;           /* the first signal taken, or 0 */
+    atomic_int first;           /* the first signal taken by any session, or 0 */
     struct cancel_token *token; /* cancelled on the first signal */
     signals_force_fn *on_force; /* called before a forced exit, or NULL */
     void *force_arg;
@@ -43,9 +43,10 @@ int signals_init(void)
     sa.sa_handler = SIG_IGN;
     if (sigaction(SIGPIPE, &sa, NULL) != 0 || sigaction(SIGXFSZ, &sa, NULL) != 0)
         return errno;
-    /* SIGINT, SIGTERM: the default action, not an inherited "ignore" (bats
-     * and nohup start programs with SIGINT ignored, and POSIX lets an
-     * ignored signal be discarded even while it is blocked). */
+    /* SIGINT, SIGTERM: the default action, not an inherited "ignore" (bats,
+     * and `cmd &` in a non-interactive shell, start programs with SIGINT
+     * ignored; nohup does the same to SIGHUP, which we do not take; and
+     * POSIX lets an ignored signal be discarded even while it is blocked). */
     sa.sa_handler = SIG_DFL;
     if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
         return errno;
@@ -71,14 +72,18 @@ static void *signals_main(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    bool cancelled = false; /* this session's first signal was taken */
     for (;;) {
         int signo;
-        if (sigwait(&set, &signo) != 0) /* EINVAL only: a bug */
-            continue;
+        int err = sigwait(&set, &signo);
+        if (err != 0) /* EINVAL, for a bad set: a bug, and retrying would spin */
+            lock_die("sigwait", err);
         if (atomic_load(&listener.stopping))
             break; /* signals_stop's wake-up (or a signal at exit time) */
-        int expected = 0;
-        if (atomic_compare_exchange_strong(&listener.first, &expected, signo)) {
+        if (!cancelled) {
+            cancelled = true; /* per session: a listener started again cancels again */
+            int expected = 0;
+            atomic_compare_exchange_strong(&listener.first, &expected, signo); /* first ever */
             log_info("received %s", signal_name(signo)); /* first: shut down */
             cancel_token_cancel(listener.token);
             continue;

@@ -1,6 +1,6 @@
 /* signals.h - the signal listener: SIGINT/SIGTERM become a cancelled token.
  *
- * tokio counterpart (the seed's listener task):
+ * tokio counterpart (a listener task spawned at start-up):
  *
  *     tokio::select! {
  *         _ = signal::ctrl_c() => info!("received SIGINT"),
@@ -42,10 +42,17 @@ typedef void signals_force_fn(int signo, void *arg);
  * SIGINT or SIGTERM it logs "received SIGINT" (or SIGTERM), records it and
  * cancels `token` (it keeps its own reference). On a second one it logs it,
  * calls on_force(signo, arg) if given, and ends the process at once with
- * _exit(128 + signo): 130 or 143. Returns 0 or an E* code. */
+ * _exit(128 + signo): 130 or 143. "First" and "second" count per session:
+ * after signals_stop, a new signals_listen starts afresh, and its first
+ * signal cancels its token. The token's hooks run on the listener thread
+ * (cancel_token_cancel), before it takes the next signal: a long hook
+ * delays the forced exit. Returns 0, EBUSY if a listener is running, or
+ * an E* code. */
 int signals_listen(struct cancel_token *token, signals_force_fn *on_force, void *arg);
 
-/* signals_received: the first signal taken (SIGINT or SIGTERM), or 0. */
+/* signals_received: the first signal taken since the process started
+ * (SIGINT or SIGTERM), by any session, or 0. Not reset by signals_stop:
+ * it is what a client program's exit status (130, 143) reports. */
 int signals_received(void);
 
 /* signals_stop: stop the listener and join it (no-op if not started).

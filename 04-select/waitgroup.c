@@ -50,7 +50,8 @@ size_t waitgroup_count(struct waitgroup *wg)
     return n;
 }
 
-/* wake_waiters: the cancel hook; runs on the cancelling thread. */
+/* wake_waiters: the cancel hook; runs on the cancelling thread, outside
+ * the token tree's lock. */
 static void wake_waiters(void *arg)
 {
     struct waitgroup *wg = arg;
@@ -63,9 +64,10 @@ static void wake_waiters(void *arg)
 int waitgroup_wait(struct waitgroup *wg, struct cancel_token *token, int64_t deadline_ms)
 {
     struct cancel_hook hook;
-    /* The hook is registered before the lock is taken (lock order: token
-     * tree, then wait group), and the token is checked under our lock, so
-     * a cancel between the check and the sleep still wakes us. */
+    /* The hook is registered before our lock is taken and removed after
+     * it is dropped (hook_remove waits for a running hook, which takes our
+     * lock), and the token is checked under our lock, so a cancel between
+     * the check and the sleep still wakes us. */
     bool hooked = token != NULL && cancel_token_hook_add(token, &hook, wake_waiters, wg);
     int err = 0;
     lock_acquire(&wg->lock);

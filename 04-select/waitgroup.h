@@ -25,7 +25,7 @@
 
 struct waitgroup {
     pthread_mutex_t lock; /* protects count and waiters */
-    pthread_cond_t zero;  /* signalled when count drops to zero */
+    pthread_cond_t zero;  /* broadcast when count drops to zero, or a waiter's token is cancelled */
     size_t count;         /* tasks added and not yet done */
     size_t waiters;       /* threads blocked in waitgroup_wait */
 };
@@ -40,14 +40,17 @@ void waitgroup_destroy(struct waitgroup *wg);
 void waitgroup_add(struct waitgroup *wg, size_t n);
 
 /* waitgroup_done: one task has finished (its last access to shared state).
- * Wakes the waiters when the count reaches zero, and only then. */
+ * Wakes the waiters when the count reaches zero; a done() that leaves the
+ * count above zero wakes nobody. (A waiter is also woken, by a cancel
+ * hook, when its token is cancelled: see waitgroup_wait.) */
 void waitgroup_done(struct waitgroup *wg);
 
 /* waitgroup_count: the number of tasks not yet done (a snapshot). */
 size_t waitgroup_count(struct waitgroup *wg);
 
 /* waitgroup_wait: block until the count is zero. token (may be NULL) ends
- * the wait early when cancelled; deadline_ms is absolute (clock_now_ms(),
+ * the wait early when cancelled (a cancel hook wakes every waiter, which
+ * re-checks its own token); deadline_ms is absolute (clock_now_ms(),
  * -1 for none). Returns 0 when the count is zero, ECANCELED or ETIMEDOUT
  * otherwise (zero wins if both hold). Cancel-safe: it changes nothing. */
 int waitgroup_wait(struct waitgroup *wg, struct cancel_token *token, int64_t deadline_ms);

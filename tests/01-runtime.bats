@@ -262,6 +262,22 @@ thread_names() {
     assert_output "cli: all cases pass"
 }
 
+@test "runtime: the clock's sleeps and deadlines, and the lock wrappers' error checking (unit)" {
+    # The sanitizer of `make check` (SANITIZE=...) applies to this build too,
+    # and turns lock.h's error checking on.
+    local exe="$BATS_TEST_TMPDIR/clock_test"
+    local san=${SANITIZE:+-fsanitize=$SANITIZE -fno-sanitize-recover=all}
+    # shellcheck disable=SC2086 # $san is several words or none
+    run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -pthread -Wall -Wextra -Werror $san \
+        -I "$ROOT/01-runtime" -o "$exe" "$ROOT/tests/unit/clock_test.c"
+    run -0 timeout 120 "$exe"
+    if [[ -n ${SANITIZE:-} ]]; then
+        assert_output "clock: all checks pass (error checking on)"
+    else
+        assert_output --regexp '^clock: all checks pass \(error checking o(n|ff)\)$'
+    fi
+}
+
 @test "runtime: a randomised stress of spawn, join, timers, fds and shutdown finds no lost, doubled or hung task" {
     # The sanitizer of `make check` (SANITIZE=...) applies to this build too.
     exe="$BATS_TEST_TMPDIR/runtime_stress"

@@ -561,6 +561,12 @@ unit_test() {
     assert_output "actor: all checks pass"
 }
 
+@test "actor: the parking spot's portable fallback times out when its deadline passes mid-call (unit)" {
+    # park_test.c includes park.c with PARK_CLOCKWAIT 0 and a clock it moves.
+    unit_test park_test
+    assert_output "park: all checks pass"
+}
+
 @test "actor: unit tests of the RESP parser and encoders" {
     unit_test resp_test resp.c
     assert_line "resp: all cases pass"

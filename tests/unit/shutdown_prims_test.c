@@ -10,6 +10,7 @@
  */
 #include "cancel.h"
 #include "clock.h"
+#include "lock.h"
 #include "log.h"
 #include "signals.h"
 #include "waitgroup.h"
@@ -330,6 +331,274 @@ static void test_waitgroup(void)
     waitgroup_destroy(&wg);
 }
 
+/* The watchdog: a thread that ends the run with a message if a check
+ * hangs (the deadlocks these tests look for), so a hang fails instead of
+ * stalling the suite. A thread, not alarm(): SIGTERM is blocked here (the
+ * listener's set-up), and TSan defers signal handlers while every thread
+ * is blocked in a lock. */
+static struct {
+    pthread_mutex_t lock; /* protects armed */
+    pthread_cond_t cond;  /* signalled by watchdog_disarm */
+    bool armed;           /* a check is being watched */
+    int64_t deadline;     /* when to give up, clock_now_ms() */
+    pthread_t thread;
+} dog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    lock_acquire(&dog.lock);
+    while (dog.armed) {
+        if (!lock_cond_wait_until(&dog.cond, &dog.lock, dog.deadline) && dog.armed) {
+            static const char msg[] = "prims: watchdog: a check hung (deadlock?)\n";
+            ssize_t n = write(STDOUT_FILENO, msg, sizeof msg - 1);
+            (void)n;
+            _exit(1);
+        }
+    }
+    lock_release(&dog.lock);
+    return NULL;
+}
+
+static void watchdog_arm(int seconds)
+{
+    lock_cond_init(&dog.cond);
+    dog.armed = true;
+    dog.deadline = clock_deadline_ms((int64_t)seconds * 1000);
+    if (pthread_create(&dog.thread, NULL, watchdog_main, NULL) != 0)
+        abort();
+}
+
+static void watchdog_disarm(void)
+{
+    lock_acquire(&dog.lock);
+    dog.armed = false;
+    lock_cond_signal(&dog.cond);
+    lock_release(&dog.lock);
+    pthread_join(dog.thread, NULL);
+    lock_cond_destroy(&dog.cond);
+}
+
+/* wait_flag: wait up to 10 s for *flag to be set. */
+static bool wait_flag(atomic_int *flag)
+{
+    for (int i = 0; i < 10000 && !atomic_load(flag); i++)
+        clock_sleep_ms(1);
+    return atomic_load(flag) != 0;
+}
+
+struct hook_lock {
+    pthread_mutex_t m;         /* the hook owner's mutex */
+    struct cancel_token *x;    /* the token the other thread cancels */
+    atomic_int entered;        /* the hook has started */
+    atomic_int done;           /* the hook has returned */
+    struct cancel_token *root; /* for hooks that use the tree */
+    struct cancel_token *peer; /* what the hook cancels */
+};
+
+/* The header's "typical use": a hook that takes its owner's mutex. */
+static void lock_m_hook(void *arg)
+{
+    struct hook_lock *d = arg;
+    atomic_store(&d->entered, 1);
+    lock_acquire(&d->m);
+    lock_release(&d->m);
+    atomic_store(&d->done, 1);
+}
+
+static void *cancel_x_main(void *arg)
+{
+    struct hook_lock *d = arg;
+    cancel_token_cancel(d->x);
+    return NULL;
+}
+
+/* The deadlock of issue 11: thread A holds M and makes, polls and
+ * releases a token of the tree; thread B cancels an unrelated token whose
+ * hook takes M. With hooks run under the tree lock, B held the tree lock
+ * waiting for M and A held M waiting for the tree lock (hung for good
+ * here: the watchdog fires; TSan reports the lock-order inversion). */
+static void test_hook_outside_lock(void)
+{
+    struct hook_lock d = {0};
+    lock_mutex_init(&d.m);
+    struct cancel_token *root, *y;
+    struct cancel_hook h;
+    CHECK(cancel_token_new(&root) == 0);
+    CHECK(cancel_token_child(root, &d.x) == 0);
+    CHECK(cancel_token_hook_add(d.x, &h, lock_m_hook, &d));
+    watchdog_arm(30);
+    lock_acquire(&d.m); /* thread A is this one */
+    pthread_t b;
+    CHECK(pthread_create(&b, NULL, cancel_x_main, &d) == 0);
+    CHECK(wait_flag(&d.entered)); /* B is in the hook, blocked on M */
+    CHECK(cancel_token_child(root, &y) == 0);
+    int fd = -1;
+    CHECK(cancel_token_fd(y, &fd) == 0 && fd >= 0);
+    CHECK(cancel_token_children(root) == 2);
+    cancel_token_release(y);
+    CHECK(atomic_load(&d.done) == 0); /* B still waits for M */
+    lock_release(&d.m);
+    pthread_join(b, NULL);
+    watchdog_disarm();
+    CHECK(atomic_load(&d.done) == 1);
+    cancel_token_hook_remove(d.x, &h); /* it ran: harmless */
+    cancel_token_release(d.x);
+    cancel_token_release(root);
+    lock_mutex_destroy(&d.m);
+}
+
+/* A slow hook: entered, 100 ms, done. */
+static void slow_hook(void *arg)
+{
+    struct hook_lock *d = arg;
+    atomic_store(&d->entered, 1);
+    clock_sleep_ms(100);
+    atomic_store(&d->done, 1);
+}
+
+/* hook_remove waits for a hook that is running on another thread, so the
+ * hook's memory can go when it returns; and a cancel that overlaps one
+ * running hooks (an ancestor, or the same token again) returns only once
+ * those hooks have run: "when cancel returns every hook has run". */
+static void test_hook_running(void)
+{
+    struct hook_lock d = {0};
+    struct cancel_token *root;
+    struct cancel_hook h;
+    CHECK(cancel_token_new(&root) == 0);
+    CHECK(cancel_token_child(root, &d.x) == 0);
+    CHECK(cancel_token_hook_add(d.x, &h, slow_hook, &d));
+    watchdog_arm(30);
+    pthread_t b;
+    CHECK(pthread_create(&b, NULL, cancel_x_main, &d) == 0);
+    CHECK(wait_flag(&d.entered));
+    cancel_token_hook_remove(d.x, &h);
+    CHECK(atomic_load(&d.done) == 1);
+    pthread_join(b, NULL);
+
+    struct hook_lock e = {0};
+    CHECK(cancel_token_child(root, &e.x) == 0);
+    CHECK(cancel_token_hook_add(e.x, &h, slow_hook, &e));
+    CHECK(pthread_create(&b, NULL, cancel_x_main, &e) == 0);
+    CHECK(wait_flag(&e.entered));
+    cancel_token_cancel(root); /* e.x's subtree is marked already */
+    CHECK(atomic_load(&e.done) == 1);
+    pthread_join(b, NULL);
+    cancel_token_hook_remove(e.x, &h);
+
+    struct hook_lock f = {0};
+    struct cancel_token *other;
+    CHECK(cancel_token_new(&other) == 0);
+    CHECK(cancel_token_child(other, &f.x) == 0);
+    CHECK(cancel_token_hook_add(f.x, &h, slow_hook, &f));
+    CHECK(pthread_create(&b, NULL, cancel_x_main, &f) == 0);
+    CHECK(wait_flag(&f.entered));
+    cancel_token_cancel(f.x); /* the same token, cancelled by B: waits too */
+    CHECK(atomic_load(&f.done) == 1);
+    pthread_join(b, NULL);
+    cancel_token_hook_remove(f.x, &h);
+
+    watchdog_disarm();
+    cancel_token_release(f.x);
+    cancel_token_release(other);
+    cancel_token_release(e.x);
+    cancel_token_release(d.x);
+    cancel_token_release(root);
+}
+
+/* A hook may use the tree now: make and release a token, cancel another.
+ * Under the tree lock, this thread relocked its own mutex and hung. */
+static void tree_hook(void *arg)
+{
+    struct hook_lock *d = arg;
+    struct cancel_token *t;
+    if (cancel_token_child(d->root, &t) == 0)
+        cancel_token_release(t);
+    cancel_token_cancel(d->peer);
+    atomic_store(&d->done, 1);
+}
+
+static void test_hook_uses_tree(void)
+{
+    struct hook_lock d = {0};
+    struct cancel_token *a;
+    struct cancel_hook h;
+    CHECK(cancel_token_new(&d.root) == 0);
+    CHECK(cancel_token_child(d.root, &a) == 0);
+    CHECK(cancel_token_child(d.root, &d.peer) == 0);
+    CHECK(cancel_token_hook_add(a, &h, tree_hook, &d));
+    watchdog_arm(30);
+    cancel_token_cancel(a);
+    watchdog_disarm();
+    CHECK(atomic_load(&d.done) == 1 && cancel_token_is_cancelled(d.peer));
+    CHECK(!cancel_token_is_cancelled(d.root));
+    cancel_token_hook_remove(a, &h);
+    cancel_token_release(a);
+    cancel_token_release(d.peer);
+    cancel_token_release(d.root);
+}
+
+/* Children born cancelled (made after their parent was cancelled, as a
+ * server's connections are at shutdown) need no fd of their own: their
+ * watch_fd and fd are the parent's, readable at once. Each used to open a
+ * pipe, so the "2,000 connections cost 0 fds" held except at shutdown,
+ * where EMFILE could make watch_fd fail for a cancelled token. */
+static void test_born_cancelled_fds(void)
+{
+    enum { KIDS = 2000 };
+    struct cancel_token *server, **kids = malloc(KIDS * sizeof *kids);
+    CHECK(cancel_token_new(&server) == 0);
+    int sfd = -1;
+    CHECK(cancel_token_fd(server, &sfd) == 0);
+    cancel_token_cancel(server);
+    int before = open_fds();
+    bool same = true, readable = true;
+    for (int i = 0; i < KIDS; i++) {
+        int w = -1, own = -1;
+        CHECK(cancel_token_child(server, &kids[i]) == 0);
+        CHECK(cancel_token_is_cancelled(kids[i]));
+        CHECK(cancel_token_watch_fd(kids[i], &w) == 0);
+        CHECK(cancel_token_fd(kids[i], &own) == 0);
+        same = same && w == sfd && own == sfd;
+        readable = readable && fd_readable(w, 0);
+    }
+    CHECK(open_fds() == before);
+    CHECK(same && readable);
+    CHECK(cancel_token_children(server) == 0); /* not linked */
+    for (int i = 0; i < KIDS; i++)
+        cancel_token_release(kids[i]);
+
+    /* No fd anywhere yet: the first born-cancelled child makes one pipe,
+     * on its parent, and every later one shares it. A grandchild born
+     * cancelled under a born-cancelled child shares it too. */
+    struct cancel_token *quiet, *grand;
+    CHECK(cancel_token_new(&quiet) == 0);
+    cancel_token_cancel(quiet);
+    int first = -1;
+    for (int i = 0; i < KIDS; i++) {
+        int w = -1;
+        CHECK(cancel_token_child(quiet, &kids[i]) == 0);
+        CHECK(cancel_token_watch_fd(kids[i], &w) == 0);
+        if (i == 0)
+            first = w;
+        same = same && w == first;
+    }
+    CHECK(same && fd_readable(first, 0));
+    CHECK(open_fds() == before + 2);
+    CHECK(cancel_token_child(kids[0], &grand) == 0);
+    int g = -1;
+    CHECK(cancel_token_watch_fd(grand, &g) == 0 && g == first);
+    cancel_token_release(quiet); /* the children keep it, and its pipe */
+    CHECK(fd_readable(first, 0));
+    cancel_token_release(grand);
+    for (int i = 0; i < KIDS; i++)
+        cancel_token_release(kids[i]);
+    CHECK(open_fds() == before);
+    cancel_token_release(server);
+    free(kids);
+}
+
 /* A randomised race: threads make children of shared tokens, watch them,
  * release them in any order, while another thread cancels subtrees. */
 struct stress_arg {
@@ -396,7 +665,10 @@ static void test_stress(void)
 }
 
 /* The listener: the first signal cancels the token and is recorded;
- * SIGPIPE no longer kills. Runs first: signals_init precedes all threads. */
+ * SIGPIPE no longer kills. A second session (listen after stop) cancels
+ * its own token on its first signal: the record of the first signal used
+ * to decide, so that signal took the "second signal" path and the process
+ * _exit(130)ed. Runs first: signals_init precedes all threads. */
 static void test_signals(void)
 {
     CHECK(signals_init() == 0);
@@ -408,6 +680,16 @@ static void test_signals(void)
     CHECK(cancel_token_wait(t, clock_deadline_ms(5000)) == 0);
     CHECK(signals_received() == SIGTERM);
     signals_stop();
+
+    struct cancel_token *again;
+    CHECK(cancel_token_new(&again) == 0);
+    CHECK(signals_listen(again, NULL, NULL) == 0);
+    CHECK(signals_listen(again, NULL, NULL) == EBUSY);
+    kill(getpid(), SIGINT);
+    CHECK(cancel_token_wait(again, clock_deadline_ms(5000)) == 0);
+    CHECK(signals_received() == SIGTERM); /* the first ever, kept */
+    signals_stop();
+    cancel_token_release(again);
 
     int p[2];
     CHECK(pipe(p) == 0);
@@ -428,6 +710,10 @@ int main(void)
     test_wait();
     test_fd();
     test_hooks_and_guard();
+    test_hook_outside_lock();
+    test_hook_running();
+    test_hook_uses_tree();
+    test_born_cancelled_fds();
     test_waitgroup();
     test_stress();
     if (failures > 0) {
