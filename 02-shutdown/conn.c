@@ -177,9 +177,10 @@ static int conn_send(struct conn *c, const char *data, size_t len, int64_t deadl
 }
 
 /* conn_idle_wake: the cancel hook of a connection that reads blocking
- * while idle. It runs on the cancelling thread (under the token tree's
- * lock as cancel.c stands; it calls no cancel_token_* and does one
- * non-blocking syscall) and shuts the read side only of a connection that
+ * while idle. It runs on the cancelling thread, after the token tree's
+ * lock is dropped, and does one non-blocking syscall: a cancel of the
+ * server token with thousands of connections stays one short pass. It
+ * shuts the read side only of a connection that
  * is in, or about to enter, its blocking idle recv: one in the middle of
  * a request keeps its socket whole and sees the token through its fd. */
 static void conn_idle_wake(void *arg)
