@@ -450,8 +450,10 @@ static void reply_error(struct conn *c, int status)
     /* A response to a request only if one had begun: the 503 that closes a
      * connection at shutdown before its first byte answers nothing (the
      * caller counts it as `unasked`). */
-    if (conn_send(c, out, len, clock_deadline_ms(CONN_LINGER_MS)) == 0 && c->len > 0)
+    if (conn_send(c, out, len, clock_deadline_ms(CONN_LINGER_MS)) == 0 && c->len > 0) {
         atomic_fetch_add(&c->srv->requests, 1);
+        c->served++; /* so the connection's last log line counts it too */
+    }
     conn_linger_close(c);
 }
 
@@ -598,8 +600,8 @@ static enum serve_result serve_request(struct conn *c, const char **why)
     }
     if (st == 0 && req.content_length > s->cfg.max_body)
         st = 413;
-    if (st != 0) { /* 400, 413, 414, 431, 501, 505: answer, then close */
-        *why = "bad request";
+    if (st != 0) {              /* 400, 413, 414, 431, 501, 505: answer, then close */
+        *why = http_reason(st); /* "Bad Request", "Content Too Large", ... */
         reply_error(c, st);
         return SERVE_CLOSE;
     }

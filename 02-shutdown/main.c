@@ -267,9 +267,10 @@ static void on_force(int signo, void *arg)
 {
     (void)signo;
     struct app *app = arg;
-    log_warn("abandoning %llu requests in flight and %zu queued jobs; %llu jobs processed",
-             (unsigned long long)atomic_load(&app->server.in_flight), queue_len_now(&app->queue),
-             (unsigned long long)atomic_load(&app->worker.processed));
+    log_warn("abandoning %llu requests in flight, %s and %zu queued jobs; %llu jobs processed",
+             (unsigned long long)atomic_load(&app->server.in_flight),
+             atomic_load(&app->worker.busy) ? "the job being processed" : "no job being processed",
+             queue_len_now(&app->queue), (unsigned long long)atomic_load(&app->worker.processed));
 }
 
 /* work_left: is a request being read or answered, or a job queued or

@@ -42,8 +42,10 @@ static const struct {
 #define FRAC_DIGITS 9
 #define FRAC_SCALE  1000000000ULL
 
-/* WHOLE_MAX: the largest whole part read, so whole * 3600000 + fraction
- * stays well inside int64_t; more is ERANGE, not a wrapped value. */
+/* WHOLE_MAX: the largest whole part kept, so whole * 3600000 + fraction
+ * stays well inside int64_t (3.6e18 < 9.2e18); more is ERANGE, not a
+ * wrapped value. It is checked after each digit is added, so the value
+ * checked never exceeds 10 * WHOLE_MAX + 9, far inside uint64_t. */
 #define WHOLE_MAX 1000000000000ULL
 
 int parse_duration_ms(const char *text, int64_t max_ms, int64_t *out)
@@ -57,10 +59,10 @@ int parse_duration_ms(const char *text, int64_t max_ms, int64_t *out)
     int digits = 0;
     bool overflow = false, too_fine = false;
     while (*p >= '0' && *p <= '9') {
-        if (whole > WHOLE_MAX)
-            overflow = true; /* keep scanning: "9999999999999x" is EINVAL */
-        else
+        if (!overflow) { /* past WHOLE_MAX keep scanning: "9999999999999x" is EINVAL */
             whole = whole * 10 + (uint64_t)(*p - '0');
+            overflow = whole > WHOLE_MAX;
+        }
         p++;
         digits++;
     }

@@ -60,6 +60,7 @@ void *worker_main(void *arg)
         /* Processing sits outside the cancellable wait, so a job in
          * progress is finished unless the grace period runs out. */
         atomic_store(&w->busy, true);
+        log_debug("processing job %llu (%zu bytes)", (unsigned long long)job.id, job.len);
         uint32_t sum = checksum(job.body, job.len);
         if (cancel_token_wait(w->force, clock_deadline_ms(w->job_ms)) == 0) {
             atomic_fetch_add(&w->abandoned, 1);

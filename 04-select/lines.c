@@ -389,7 +389,6 @@ static void finish(struct conn *c, enum lines_wake w, size_t partial)
                             partial);
         else
             ok = out_printf(c, "goodbye: server shutting down\n");
-        atomic_fetch_add(&s->goodbyes, 1);
         /* The promise "pending replies and goodbye, then close" needs
          * the client to read them before the close: linger for it. */
         linger_ms = LINES_GOODBYE_LINGER_MS;
@@ -437,12 +436,15 @@ static void finish(struct conn *c, enum lines_wake w, size_t partial)
     if (ok && !flush_all(c, clock_deadline_ms(cfg->line_timeout_ms))) {
         if (cancel_token_is_cancelled(s->force)) {
             atomic_fetch_add(&s->abandoned, 1);
+            atomic_fetch_add(&s->undelivered, c->out_len);
             log_warn("grace period over: %zu bytes of replies not delivered", c->out_len);
         } else {
             log_debug("replies not delivered: the client is gone or not reading");
         }
         return;
     }
+    if (w == LINES_WAKE_SHUTDOWN) /* counted once written: a goodbye never sent is none */
+        atomic_fetch_add(&s->goodbyes, 1);
     if (!linger(c, linger_ms, linger_bytes) && w == LINES_WAKE_SHUTDOWN) {
         atomic_fetch_add(&s->reset, 1);
         log_warn("the client was still sending %lld ms after its goodbye: closed, which may reset "

@@ -44,19 +44,20 @@ struct lines_config {
 
 /* What every connection shares: configuration, tokens and counters. */
 struct lines_server {
-    struct lines_config cfg;        /* read-only once connections run */
-    struct cancel_token *token;     /* cancelled: readers return "no more lines" */
-    struct cancel_token *force;     /* cancelled: the grace period is over, stop writing */
-    int token_fd;                   /* token's fd */
-    int force_fd;                   /* force's fd */
-    atomic_uint_fast64_t lines;     /* lines answered */
-    atomic_uint_fast64_t bytes;     /* bytes of those lines */
-    atomic_uint_fast64_t ticks;     /* ticks served */
-    atomic_uint_fast64_t dropped;   /* --unsafe: bytes of half-received lines lost at a wake-up */
-    atomic_uint_fast64_t cut;       /* connections that ended mid-line (EOF, timeout, too long) */
-    atomic_uint_fast64_t goodbyes;  /* connections told goodbye at shutdown */
-    atomic_uint_fast64_t reset;     /* of those, closed while the client was still sending */
-    atomic_uint_fast64_t abandoned; /* replies not delivered because the grace period ended */
+    struct lines_config cfg;          /* read-only once connections run */
+    struct cancel_token *token;       /* cancelled: readers return "no more lines" */
+    struct cancel_token *force;       /* cancelled: the grace period is over, stop writing */
+    int token_fd;                     /* token's fd */
+    int force_fd;                     /* force's fd */
+    atomic_uint_fast64_t lines;       /* lines answered (their replies composed) */
+    atomic_uint_fast64_t bytes;       /* bytes of those lines */
+    atomic_uint_fast64_t undelivered; /* reply bytes composed but never written (grace expiry) */
+    atomic_uint_fast64_t ticks;       /* ticks served */
+    atomic_uint_fast64_t dropped;     /* --unsafe: bytes of half-received lines lost at a wake-up */
+    atomic_uint_fast64_t cut;         /* connections that ended mid-line (EOF, timeout, too long) */
+    atomic_uint_fast64_t goodbyes;    /* connections told goodbye at shutdown (delivered) */
+    atomic_uint_fast64_t reset;       /* of those, closed while the client was still sending */
+    atomic_uint_fast64_t abandoned;   /* replies not delivered because the grace period ended */
 };
 
 /* lines_server_init: clone the tokens and get their fds. 0 or an E* code. */

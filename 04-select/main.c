@@ -230,8 +230,8 @@ static const char *take_url(int *argc, char **argv, const struct cli_setting *se
     }
     *argc = kept;
     if (url == NULL)
-        fprintf(stderr, "error: missing URL: usage: select fetch URL [--timeout SECONDS] (see "
-                        "--help)\n");
+        fprintf(stderr, "error: missing URL: usage: select fetch URL [--timeout D] [options] (see "
+                        "select fetch --help)\n");
     return url;
 }
 
@@ -648,6 +648,10 @@ static int lines_main(int argc, char **argv)
              (unsigned long long)atomic_load(&app.server.cut),
              (unsigned long long)atomic_load(&app.server.goodbyes),
              (unsigned long long)atomic_load(&app.server.ticks));
+    uint64_t undelivered = atomic_load(&app.server.undelivered);
+    if (undelivered > 0) /* answered, but the grace period ended before the client read them */
+        log_warn("%llu bytes of those replies were never delivered (the grace period ended)",
+                 (unsigned long long)undelivered);
     if (cfg.lines.unsafe_reader)
         log_warn("--unsafe dropped %llu bytes of unfinished lines at ticks",
                  (unsigned long long)atomic_load(&app.server.dropped));

@@ -182,6 +182,18 @@ count_lines() {
     done
 }
 
+@test "shutdown: a second signal's log counts the job being processed with the queued ones" {
+    start_service force-job JOB_TIME=20s SHUTDOWN_TIMEOUT=60 -v
+    run -0 curl -sS -d one "$URL/jobs" -d two "$URL/jobs"
+    wait_for_log "$BG_ERR" 'processing job 1 ' 5
+    signal_bg INT
+    wait_for_log "$BG_ERR" 'draining' 5
+    stop_bg INT "$BG_PID" 5
+    [[ $EXIT_STATUS -eq 130 ]]
+    grep -q 'abandoning 0 requests in flight, the job being processed and 1 queued jobs' "$BG_ERR" ||
+        fail "$(grep abandoning "$BG_ERR")"
+}
+
 @test "shutdown: when the grace period expires, the request is abandoned and the exit status is 1" {
     start_service grace SHUTDOWN_TIMEOUT=1 -v
     curl -sS -m 30 -o /dev/null -w '%{http_code}' "$URL/slow?ms=20000" \
@@ -272,6 +284,21 @@ count_lines() {
     assert_output "ok"
     stop_bg TERM
     [[ $EXIT_STATUS -eq 0 ]]
+}
+
+@test "shutdown: an error answer counts as a response in the connection's log line, which names the status" {
+    start_service logged MAX_BODY=1000 -v
+    run -0 raw_request "$PORT" 'POST /jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n'
+    assert_output "HTTP/1.1 400 Bad Request"
+    wait_for_log "$BG_ERR" 'closed after 1 responses: Bad Request' 5
+    head -c 5000 /dev/zero >"$BATS_TEST_TMPDIR/big"
+    run -0 curl -sS -o /dev/null -w '%{http_code}' --data-binary @"$BATS_TEST_TMPDIR/big" "$URL/jobs"
+    assert_output 413
+    wait_for_log "$BG_ERR" 'closed after 1 responses: Content Too Large' 5
+    ! grep -q 'closed after 0 responses' "$BG_ERR"
+    stop_bg TERM
+    [[ $EXIT_STATUS -eq 0 ]]
+    grep -q 'served 2 requests' "$BG_ERR" || fail "$(grep served "$BG_ERR")"
 }
 
 @test "shutdown: RFC 9112 heads: no Host is 400, a long target 414, a bare-LF request is served" {

@@ -943,6 +943,10 @@ time.sleep(60)
     grep -q 'grace period of 500 ms expired' "$SRV_ERR"
     grep -q 'shutdown incomplete' "$SRV_ERR"
     run ! grep -q 'shutdown complete' "$SRV_ERR"
+    # The summary does not claim what never arrived: the flooder read
+    # nothing, so its goodbye is not counted and its replies are named.
+    grep -q '0 told goodbye at shutdown' "$SRV_ERR" || fail "$(grep 'lines answered' "$SRV_ERR")"
+    grep -qE '[1-9][0-9]* bytes of those replies were never delivered' "$SRV_ERR"
 }
 
 @test "select: lines with bad configuration exits 2 with a one-line error naming the input" {

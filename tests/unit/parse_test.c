@@ -134,6 +134,13 @@ int main(void)
     check_duration_max("1440m", 24 * 3600000, 0, 24 * 3600000);
     check_duration_max("24.001h", 24 * 3600000, ERANGE, 0);
     check_duration_max("1000000h", -1, 0, 3600000000000LL);
+    /* The largest whole part kept, and past it: ERANGE, never a wrapped
+     * value ("5124095576031h" used to come out as 34 minutes). */
+    check_duration_max("1000000000000h", -1, 0, 3600000000000000000LL);
+    check_duration_max("1000000000001h", -1, ERANGE, 0);
+    check_duration_max("5124095576031h", -1, ERANGE, 0);
+    check_duration_max("10000000000000h", -1, ERANGE, 0);
+    check_duration_max("18446744073709551615ms", -1, ERANGE, 0);
 
     char why[PARSE_WHY_SIZE], text[32];
     int64_t ms = 0;
@@ -148,6 +155,10 @@ int main(void)
     err = parse_duration_check("25h", 0, 24 * 3600000, &ms, why, sizeof why);
     check_why("duration 25h", err, ERANGE, why,
               "above the maximum 24h; expected a duration from 0 to 24h: a number with a unit ms, "
+              "s, m or h, or a bare number of seconds");
+    err = parse_duration_check("10000000000000h", 1, 3600000, &ms, why, sizeof why);
+    check_why("duration 10000000000000h", err, ERANGE, why,
+              "above the maximum 1h; expected a duration from 1ms to 1h: a number with a unit ms, "
               "s, m or h, or a bare number of seconds");
     err = parse_duration_check("soon", 0, 1500, &ms, why, sizeof why);
     check_why("duration soon", err, EINVAL, why,
