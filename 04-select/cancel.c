@@ -198,7 +198,8 @@ static void mark(struct cancel_token *t, struct cancel_batch *batch)
         t->hooks = h->next;
         h->running = true; /* h->token stays set: hook_remove() now waits */
         h->prev = NULL;
-        h->next = batch->hooks;
+        h->next = NULL;
+        h->batch_next = batch->hooks;
         batch->hooks = h;
     }
 }
@@ -217,17 +218,19 @@ static void run_hooks(struct cancel_tree *tree, struct cancel_batch *batch)
     bool outer = in_hook; /* a hook may cancel: batches nest */
     in_hook = true;
     for (struct cancel_hook *h = batch->hooks; h != NULL;) {
-        struct cancel_hook *next = h->next; /* h is ours until marked done below */
+        struct cancel_hook *next = h->batch_next; /* h is ours until marked done below */
         h->fn(h->arg);
         h = next;
     }
     in_hook = outer;
     lock_acquire(&tree->lock);
     for (struct cancel_hook *h = batch->hooks, *next; h != NULL; h = next) {
-        next = h->next;
+        next = h->batch_next;
+        h->batch_next = NULL;
+        if (!h->running)
+            continue; /* fn re-added it, against the contract: leave the new registration be */
         h->running = false;
         h->token = NULL; /* after this unlock, hook_remove() may free h */
-        h->next = NULL;
     }
     if (batch->prev != NULL)
         batch->prev->next = batch->next;
@@ -248,18 +251,34 @@ static bool at_or_below(const struct cancel_token *n, const struct cancel_token 
     return false;
 }
 
-/* wait_overlapping: wait until no other cancel whose subtree overlaps t's
- * (rooted at, above or below t) is still running hooks, so that when
- * cancel(t) returns every hook of t's subtree has run, whichever thread
- * ran it. Not from inside a hook: the batch waited for could be the one
- * running this very hook. Lock held. */
+/* holds_hook_below: is a hook of t's subtree in batch b, still running?
+ * (A running hook keeps its token set.) Lock held. */
+static bool holds_hook_below(const struct cancel_batch *b, const struct cancel_token *t)
+{
+    if (at_or_below(b->root, t))
+        return true; /* a cancel inside t's subtree: all its hooks are below t */
+    if (!at_or_below(t, b->root))
+        return false; /* a disjoint subtree */
+    for (const struct cancel_hook *h = b->hooks; h != NULL; h = h->batch_next)
+        if (h->running && at_or_below(h->token, t))
+            return true; /* an ancestor's cancel: only its hooks below t count */
+    return false;
+}
+
+/* wait_overlapping: wait until no other cancel is still running a hook of
+ * t's subtree, so that when cancel(t) returns every hook of t's subtree
+ * has run, whichever thread ran it. Only those: waiting for an ancestor's
+ * cancel to finish hooks elsewhere in the tree would make a thread that
+ * holds some hook's mutex and cancels a hookless leaf wait for nothing
+ * (and deadlock). Not from inside a hook: the batch waited for could be
+ * the one running this very hook. Lock held. */
 static void wait_overlapping(struct cancel_tree *tree, struct cancel_token *t)
 {
     if (in_hook)
         return;
     struct cancel_batch *b = tree->batches;
     while (b != NULL) {
-        if (at_or_below(b->root, t) || at_or_below(t, b->root)) {
+        if (holds_hook_below(b, t)) {
             lock_cond_wait(&tree->hooks_done, &tree->lock);
             b = tree->batches; /* the list changed: look again */
         } else {
@@ -424,7 +443,7 @@ bool cancel_token_hook_add(struct cancel_token *t, struct cancel_hook *hook, voi
     hook->prev = NULL;
     hook->next = NULL;
     hook->token = NULL;
-    hook->running = false;
+    hook->running = false; /* also: "registered again", if fn re-adds its own hook */
     if (added) {
         hook->token = t;
         hook->next = t->hooks;

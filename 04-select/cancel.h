@@ -47,7 +47,9 @@ struct cancel_hook {
     struct cancel_token *token; /* where it is registered; NULL once run or removed */
     bool running;               /* taken by a cancel: runs, or is about to, unlocked */
     struct cancel_hook *prev;   /* neighbours in the token's hook list */
-    struct cancel_hook *next;   /* (or in the cancel's batch, while running) */
+    struct cancel_hook *next;
+    struct cancel_hook *batch_next; /* the next hook of the cancel running it (a link of its
+                                       own, so a misused hook_add cannot cut the batch) */
 };
 
 /* cancel_token_new: a new root token, not cancelled. Returns 0 and sets
@@ -119,22 +121,29 @@ int cancel_token_watch_fd(struct cancel_token *t, int *fd);
  * ancestor) is cancelled. Returns false, without registering, if t is
  * already cancelled. fn runs on the cancelling thread, after the token
  * tree's lock is dropped (tokio-util too wakes its wakers outside its
- * locks), so it may take its own mutex even while another thread holds
- * that mutex and calls cancel_token_* functions on the same tree
- * (signalling a condition variable under its own mutex is the typical
- * use). It may call any cancel_token_* function except
- * cancel_token_hook_remove (that aborts: it could wait for itself). It
- * must be short: cancel_token_cancel returns after it, and the signal
- * listener takes no signal while its token's hooks run. The caller keeps t
- * alive while the hook is registered. */
+ * locks), so it may take its own mutex M (signalling a condition variable
+ * under M is the typical use) even while another thread holds M and calls
+ * cancel_token_child, _clone, _release, _fd, _watch_fd, _wait,
+ * _is_cancelled or _hook_add on the same tree. Not while that thread holds
+ * M and calls cancel_token_cancel, cancel_guard_drop or hook_remove: those
+ * wait for hooks that are running (so "every hook has run" holds), and a
+ * hook waiting for M would never finish. fn may call any cancel_token_*
+ * function except cancel_token_hook_remove (that aborts: it could wait for
+ * itself), and must not add its own struct cancel_hook again (a hook is
+ * one-shot: add a fresh one, or re-add this one once hook_remove has
+ * returned for it). It must be short:
+ * cancel_token_cancel returns after it, and the signal listener takes no
+ * signal while its token's hooks run. The caller keeps t alive while the
+ * hook is registered. */
 bool cancel_token_hook_add(struct cancel_token *t, struct cancel_hook *hook, void (*fn)(void *arg),
                            void *arg);
 
 /* cancel_token_hook_remove: unregister a hook from t, the token it was
  * added to (harmless if it has run). If a cancel has taken the hook, it
- * waits for fn to return (so never call it holding a lock fn takes). When
- * it returns, fn is not running and will not run, so the hook's memory can
- * go. Call it before releasing t, and never from inside a hook. */
+ * waits until that cancel has run its whole batch of hooks (so never call
+ * it holding a lock that any hook of the tree may take). When it returns,
+ * fn is not running and will not run, so the hook's memory can go. Call it
+ * before releasing t, and never from inside a hook. */
 void cancel_token_hook_remove(struct cancel_token *t, struct cancel_hook *hook);
 
 /* cancel_token_children: how many children are linked under t (for tests

@@ -448,6 +448,81 @@ static void test_hook_outside_lock(void)
     lock_mutex_destroy(&d.m);
 }
 
+/* cancel(root) on thread B runs x's hook, which waits for M; this thread
+ * holds M and cancels y, a sibling without hooks (already marked by B). It
+ * must not wait for B's batch: none of its hooks is below y. It used to
+ * (any overlapping batch counted), and both threads hung. */
+static void test_hookless_cancel_does_not_wait(void)
+{
+    struct hook_lock d = {0};
+    lock_mutex_init(&d.m);
+    struct cancel_token *y;
+    struct cancel_hook h;
+    CHECK(cancel_token_new(&d.root) == 0);
+    CHECK(cancel_token_child(d.root, &d.x) == 0);
+    CHECK(cancel_token_child(d.root, &y) == 0);
+    CHECK(cancel_token_hook_add(d.x, &h, lock_m_hook, &d));
+    watchdog_arm(30);
+    lock_acquire(&d.m);
+    struct cancel_token *keep_x = d.x;
+    d.x = d.root; /* cancel_x_main cancels d.x: the root */
+    pthread_t b;
+    CHECK(pthread_create(&b, NULL, cancel_x_main, &d) == 0);
+    CHECK(wait_flag(&d.entered)); /* B runs x's hook, blocked on M */
+    cancel_token_cancel(y);       /* returns: nothing of y's is running */
+    struct cancel_guard g = cancel_guard_new(cancel_token_clone(y));
+    cancel_guard_drop(&g); /* the same through a drop guard */
+    CHECK(atomic_load(&d.done) == 0);
+    lock_release(&d.m);
+    pthread_join(b, NULL);
+    watchdog_disarm();
+    CHECK(atomic_load(&d.done) == 1);
+    cancel_token_hook_remove(keep_x, &h);
+    cancel_token_release(y);
+    cancel_token_release(keep_x);
+    cancel_token_release(d.root);
+    lock_mutex_destroy(&d.m);
+}
+
+/* A hook that (against the contract) adds its own struct again, on
+ * another token: the cancel running it must not follow the new links and
+ * unhook that token's other hooks (it did: a lost wake-up, then a
+ * use-after-free once the re-added hook was freed). */
+struct readd {
+    struct cancel_token *z;   /* where the hook re-adds itself */
+    struct cancel_hook *self; /* the hook */
+    int ran;                  /* times it ran */
+};
+
+static void readd_hook(void *arg)
+{
+    struct readd *r = arg;
+    if (r->ran++ == 0)
+        CHECK(cancel_token_hook_add(r->z, r->self, readd_hook, r));
+}
+
+static void test_hook_readded(void)
+{
+    struct cancel_token *x;
+    struct readd r = {0};
+    struct cancel_hook self, other;
+    atomic_int other_ran = 0;
+    CHECK(cancel_token_new(&x) == 0);
+    CHECK(cancel_token_new(&r.z) == 0);
+    r.self = &self;
+    CHECK(cancel_token_hook_add(r.z, &other, count_hook, &other_ran));
+    CHECK(cancel_token_hook_add(x, &self, readd_hook, &r));
+    cancel_token_cancel(x);
+    CHECK(self.token == r.z); /* registered again, on z */
+    CHECK(other.token == r.z);
+    cancel_token_cancel(r.z);
+    CHECK(atomic_load(&other_ran) == 1 && r.ran == 2);
+    cancel_token_hook_remove(r.z, &self);
+    cancel_token_hook_remove(r.z, &other);
+    cancel_token_release(x);
+    cancel_token_release(r.z);
+}
+
 /* A slow hook: entered, 100 ms, done. */
 static void slow_hook(void *arg)
 {
@@ -712,6 +787,8 @@ int main(void)
     test_hooks_and_guard();
     test_hook_outside_lock();
     test_hook_running();
+    test_hookless_cancel_does_not_wait();
+    test_hook_readded();
     test_hook_uses_tree();
     test_born_cancelled_fds();
     test_waitgroup();
