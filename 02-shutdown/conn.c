@@ -533,7 +533,7 @@ static bool read_chunked(struct conn *c, size_t head_len, int64_t deadline, size
             return true;
         }
         if (st != HTTP_PARSE_INCOMPLETE) { /* 400, 413, 431 */
-            *why = "bad chunked body";
+            *why = st == 400 ? "bad chunked body" : http_reason(st);
             reply_error(c, st);
             return false;
         }
@@ -614,10 +614,20 @@ static enum serve_result serve_request(struct conn *c, const char **why)
      * sends the body (curl for a second, others until their timeout): tell
      * it "100 Continue", or refuse it now, with the connection closed since
      * its body will not be read (RFC 9110 10.1.1). If some of the body is
-     * here already, the client did not wait: no 100 is needed. */
+     * here already, the client did not wait: no 100 is needed. A GET or
+     * HEAD with a body gets its 100 too, and the body is read and dropped
+     * as any GET body is. And if shutdown has already shut our read side
+     * (conn_idle_read), no body could be read: 503 now, not a 100 that
+     * invites bytes the kernel would answer with a reset. */
     bool refused = false;
     if (req.expect_continue && (req.chunked || req.content_length > 0) && c->len == req.head_len) {
-        refused = route_check(c, &req, &r);
+        if (c->read_shut) {
+            respond_text(&r, 503, "shutting down\n");
+            r.extra = "Retry-After: 1\r\n";
+            refused = true;
+        } else {
+            refused = route_check(c, &req, &r);
+        }
         if (!refused &&
             (err = conn_send(c, CONN_CONTINUE, sizeof CONN_CONTINUE - 1, deadline)) != 0)
             return read_failed(c, err, why);

@@ -295,10 +295,20 @@ count_lines() {
     run -0 curl -sS -o /dev/null -w '%{http_code}' --data-binary @"$BATS_TEST_TMPDIR/big" "$URL/jobs"
     assert_output 413
     wait_for_log "$BG_ERR" 'closed after 1 responses: Content Too Large' 5
+    # A chunked body too large is named as such too, not "bad chunked body".
+    run -0 raw_request "$PORT" 'POST /jobs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n'
+    assert_output "HTTP/1.1 413 Content Too Large"
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ $(count_lines "$BG_ERR" 'closed after 1 responses: Content Too Large') -eq 2 ]] && break
+        sleep 0.1
+    done
+    [[ $(count_lines "$BG_ERR" 'closed after 1 responses: Content Too Large') -eq 2 ]] ||
+        fail "$(grep 'closed after' "$BG_ERR")"
     ! grep -q 'closed after 0 responses' "$BG_ERR"
     stop_bg TERM
     [[ $EXIT_STATUS -eq 0 ]]
-    grep -q 'served 2 requests' "$BG_ERR" || fail "$(grep served "$BG_ERR")"
+    grep -q 'served 3 requests' "$BG_ERR" || fail "$(grep served "$BG_ERR")"
 }
 
 @test "shutdown: RFC 9112 heads: no Host is 400, a long target 414, a bare-LF request is served" {
