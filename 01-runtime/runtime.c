@@ -18,10 +18,11 @@
  *   joining     a joiner runs its task if it has not started, else helps
  *               with other tasks (at most RT_HELP_DEPTH deep), else sleeps
  *   parking     idle workers sleep on the condvar `park`; a spawn wakes one
- *               only if one is asleep and not already woken (a wake-up
- *               costs ~23 us on this machine, so the fast path never makes
- *               a syscall); joiners that may not drive or help sleep on
- *               `joined`
+ *               only if one is asleep and no wake-up is still in flight (a
+ *               wake-up costs ~23 us on this machine, so the fast path
+ *               never makes a syscall; the woken thread passes one on if it
+ *               leaves work queued); joiners that may not drive or help
+ *               sleep on `joined`
  *
  * Road not taken: per-worker queues with work stealing, as tokio has. They
  * cut lock traffic further, but on 2 cores the batch-taking global queue
@@ -215,10 +216,14 @@ static void task_run(struct runtime *rt, struct runtime_task *t)
 /* ---- run queue and parking (rt->lock held) ------------------------------- */
 
 /* Publish how many parked threads a spawn could wake, so that runtime_spawn
- * can skip the lock when the answer is none (the common case under load). */
+ * can skip the lock when the answer is none (the common case under load).
+ * None while a wake-up sent to `park` is not yet consumed: the thread it
+ * wakes takes the queue as it is when it runs, and passes a wake-up on if
+ * it leaves work behind (see notify_one_locked). */
 static void idle_hint_update_locked(struct runtime *rt)
 {
-    unsigned idle = rt->sleepers - rt->wakeups + (rt->driver_in_poll && !rt->wake_pending);
+    unsigned idle = rt->wakeups > 0 ? 0
+                                    : rt->sleepers + (rt->driver_in_poll && !rt->wake_pending);
     atomic_store(&rt->idle_hint, idle);
 }
 
@@ -337,6 +342,24 @@ static unsigned notify_locked(struct runtime *rt, size_t n)
     }
     idle_hint_update_locked(rt);
     return signals;
+}
+
+/* One task became runnable: wake one idle thread, unless a thread woken
+ * from `park` has not yet consumed its wake-up. That thread takes what is
+ * queued when it runs (a worker a batch, then a wake-up passed on if it left
+ * tasks behind; a joiner passes one on in park_locked), so a second wake-up
+ * adds nothing but cost: glibc's pthread_cond_signal (2.36 here), finding
+ * every waiter of its current group already signalled, blocks until the
+ * woken one has left the futex, i.e. for the ~23 us that a wake-up on the
+ * other CPU takes. Per spawn, that is what made the spawner sleep once per
+ * task. */
+static unsigned notify_one_locked(struct runtime *rt)
+{
+    if (rt->wakeups > 0) {
+        idle_hint_update_locked(rt);
+        return 0;
+    }
+    return notify_locked(rt, 1);
 }
 
 /* A joiner that may not drive or may not help sleeps on `joined`: woken
@@ -577,12 +600,17 @@ static void park_locked(struct runtime *rt, bool caller_runs)
     idle_hint_update_locked(rt);
     /* Re-check after publishing the hint: a spawn that pushed before it saw
      * idle_hint == 0 and will not wake us, so we must see its task. */
-    if (queue_is_empty_locked(rt))
+    bool slept = queue_is_empty_locked(rt);
+    if (slept)
         lock_cond_wait(&rt->park, &rt->lock);
     rt->sleepers--;
     if (rt->wakeups > 0)
         rt->wakeups--;
     idle_hint_update_locked(rt);
+    /* A joiner may return without running what was queued while its
+     * wake-up was in flight (spawns then woke nobody): pass one on. */
+    if (slept && !caller_runs && !queue_is_empty_locked(rt))
+        send_signals(rt, notify_one_locked(rt)); /* lock held: fine, rare */
 }
 
 /* Every RT_EVENT_INTERVAL tasks, look at the reactor without blocking. */
@@ -644,7 +672,7 @@ static void *worker_main(void *arg)
             }
             continue;
         }
-        unsigned signals = queue_is_empty_locked(rt) ? 0 : notify_locked(rt, 1); /* pass it on */
+        unsigned signals = queue_is_empty_locked(rt) ? 0 : notify_one_locked(rt); /* pass it on */
         lock_release(&rt->lock);
         send_signals(rt, signals);
 
@@ -811,7 +839,7 @@ int runtime_spawn(struct runtime *rt, runtime_task_fn *fn, void *arg, struct run
      * task or we see it (both sides use sequentially consistent atomics). */
     if (atomic_load(&rt->idle_hint) > 0) {
         lock_acquire(&rt->lock);
-        unsigned signals = notify_locked(rt, 1);
+        unsigned signals = notify_one_locked(rt);
         lock_release(&rt->lock);
         send_signals(rt, signals);
     }
