@@ -26,6 +26,7 @@
 #include "cancel.h"
 #include "clock.h"
 #include "log.h"
+#include "check.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,16 +45,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* connect_to: a blocking TCP connection to 127.0.0.1 at addr's port
  * ("127.0.0.1:PORT"), or -1. */

@@ -9,6 +9,7 @@
  */
 #include "clock.h"
 #include "lock.h"
+#include "check.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17,16 +18,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void on_watchdog(int signo)
 {

@@ -12,22 +12,14 @@
  * the last line is "map: all checks pass". With -v it also prints timings.
  */
 #include "map.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static int failures;
 static bool verbose; /* -v: print timings */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* A literal and its length, NULs included: RAW("a\0b") is 3 bytes. */
 #define RAW(s) s, sizeof(s) - 1

@@ -32,17 +32,8 @@ static int64_t test_now_ms(void)
 #define PARK_CLOCKWAIT 0
 #define clock_now_ms   test_now_ms
 #include "park.c"
+#include "check.h"
 #undef clock_now_ms
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void *wake_later(void *arg)
 {

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "signals.h"
 #include "waitgroup.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,16 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* fd_readable: does fd poll readable within ms? */
 static bool fd_readable(int fd, int ms)
