@@ -50,6 +50,11 @@
 #define LINES_GOODBYE_LINGER_MS    1000
 #define LINES_GOODBYE_LINGER_BYTES (64 * 1024 * 1024)
 
+/* At the end of a linger, a client that has sent nothing for this long
+ * counts as quiet (it stopped sending but has not closed): closing it
+ * leaves nothing unread, so no reset. */
+#define LINES_QUIET_MS 100
+
 /* Why a wait ended. */
 enum lines_wake {
     LINES_WAKE_AGAIN,        /* bytes arrived, or were written: look at the buffers, wait again */
@@ -349,18 +354,21 @@ static bool linger(struct conn *c, int64_t ms, size_t max_bytes)
 {
     shutdown(c->fd, SHUT_WR);
     int64_t deadline = clock_deadline_ms(ms);
+    int64_t last_byte = -1; /* when the client last sent something, or -1 */
     size_t total = 0;
     char sink[16384];
     while (total < max_bytes) {
         ssize_t n = recv(c->fd, sink, sizeof sink, 0);
         if (n > 0) {
             total += (size_t)n;
+            last_byte = clock_now_ms();
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             return true;
-        if (clock_now_ms() >= deadline)
-            return total == 0; /* a quiet client: nothing unread to cause a reset */
+        int64_t now = clock_now_ms();
+        if (now >= deadline) /* quiet lately: nothing unread to cause a reset */
+            return last_byte < 0 || now - last_byte >= LINES_QUIET_MS;
         struct pollfd p[2] = {{.fd = c->s->force_fd, .events = POLLIN},
                               {.fd = c->fd, .events = POLLIN}};
         int ready = poll(p, 2, clock_poll_timeout(deadline));

@@ -562,6 +562,33 @@ except OSError:
     run ! grep -q 'shutdown complete' "$SRV_ERR"
 }
 
+@test "select: a client that stops sending after its goodbye but stays open is not counted as still sending" {
+    start_lines quiet
+    # Sends lines for a moment after the signal, then nothing; reads all,
+    # and closes only 3 s later. Closing it leaves nothing unread: clean.
+    start_bg quietclient 60 python3 -c '
+import socket, sys, threading, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def reader():
+    while s.recv(65536):
+        pass
+threading.Thread(target=reader, daemon=True).start()
+print("connected", flush=True)
+time.sleep(1)
+end = time.time() + 0.3
+while time.time() < end:
+    s.sendall(b"a line\n" * 10)
+    time.sleep(0.01)
+time.sleep(3)
+' "$PORT"
+    wait_for_log "$BG_OUT" connected 10
+    sleep 0.8 # not readiness: the signal lands before the client starts sending
+    stop_bg TERM "$SRV_PID" 20
+    assert_equal "$EXIT_STATUS" 0
+    run ! grep -q 'still sending' "$SRV_ERR"
+    grep -q 'shutdown complete' "$SRV_ERR"
+}
+
 @test "select: load against a server that is not a line server says so, and counts no more wrong than sent" {
     start_one_liner
     run -1 --separate-stderr timeout 30 "$BIN" load --connect "127.0.0.1:$ONE_PORT" --lines 10 \
