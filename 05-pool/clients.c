@@ -8,6 +8,7 @@
 #include "lock.h"
 #include "log.h"
 #include "thread.h"
+#include "waitgroup.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -32,6 +33,7 @@ struct clients {
     pthread_mutex_t lock;        /* protects last_error */
     char last_error[POOL_WHY_SIZE]; /* the last failure seen */
     unsigned started;            /* threads started (joined by clients_join) */
+    struct waitgroup running;    /* clients not yet finished (clients_wait's bound) */
     struct client *client;       /* [cfg.threads] */
 };
 
@@ -109,6 +111,7 @@ static void *client_main(void *arg)
         }
         pool_put(c);
     }
+    waitgroup_done(&all->running); /* our last touch of shared state but the counters */
     return NULL;
 }
 
@@ -132,11 +135,14 @@ int clients_start(struct pool *p, const struct clients_config *cfg, struct cance
         return err;
     }
     lock_mutex_init(&all->lock);
+    waitgroup_init(&all->running);
     for (unsigned i = 0; i < cfg->threads; i++) {
         struct client *cl = &all->client[i];
         *cl = (struct client){.all = all, .index = i};
+        waitgroup_add(&all->running, 1);
         err = pthread_create(&cl->thread, NULL, client_main, cl);
         if (err != 0) {
+            waitgroup_done(&all->running); /* the one that did not start */
             /* Stop and join the ones already running; nothing is left. */
             cancel_token_cancel(all->token);
             clients_join(all);
@@ -161,6 +167,12 @@ void clients_last_error(struct clients *c, char *why, size_t why_size)
     lock_release(&c->lock);
 }
 
+unsigned clients_wait(struct clients *c, int64_t deadline_ms)
+{
+    waitgroup_wait(&c->running, NULL, deadline_ms);
+    return (unsigned)waitgroup_count(&c->running);
+}
+
 unsigned clients_join(struct clients *c)
 {
     unsigned stuck = 0;
@@ -182,6 +194,7 @@ void clients_free(struct clients *c)
         if (c->client[i].leaked != NULL)
             pool_put(c->client[i].leaked);
     cancel_token_release(c->token);
+    waitgroup_destroy(&c->running);
     lock_mutex_destroy(&c->lock);
     free(c->client);
     free(c);

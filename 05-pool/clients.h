@@ -54,6 +54,12 @@ struct clients_counts *clients_counts(struct clients *c);
 /* clients_last_error: the last failure a client saw, copied to why[]. */
 void clients_last_error(struct clients *c, char *why, size_t why_size);
 
+/* clients_wait: wait until every client has finished or deadline_ms
+ * (absolute; -1: none) passes; returns how many are still running. The
+ * drain's bound: a client is stuck only if a Redis command outlives its
+ * socket timeout, which would be a bug. */
+unsigned clients_wait(struct clients *c, int64_t deadline_ms);
+
 /* clients_join: wait for every thread to end (the token, or the ops).
  * Returns the number of clients that were inside pool_get when they were
  * stopped (the --no-timeout demo's stuck ones). */

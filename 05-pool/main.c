@@ -66,7 +66,7 @@ static void usage(FILE *out)
     fprintf(
         out,
         "pool options (each overrides the environment variable beside it):\n"
-        "  --url URL                 REDIS_URL                redis://[[user]:password@]host[:port][/db]\n"
+        "  --url URL                 REDIS_URL                redis://[[user]:pw@]host[:port][/db]\n"
         "                                                     or unix:///path/to/socket[?db=N];\n"
         "                                                     unset: serve, demo and bench start a\n"
         "                                                     private redis-server on a unix socket\n"
@@ -91,7 +91,7 @@ static void usage(FILE *out)
         "                                                     (default 2s)\n"
         "  --no-timeout                                       what goes wrong: pool_get waits forever\n"
         "  --log-level LEVEL         LOG_LEVEL                error, warn, info, debug, trace\n"
-        "                                                     (default warn for get/set, else info)\n"
+        "                                                     (default error for get/set, else info)\n"
         "  -v, -vv                                            more verbose\n"
         "  -h, --help                                         this text\n"
         "\n");
@@ -313,7 +313,7 @@ static int configure(struct options *o, int argc, char **argv)
         }
     }
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "error: missing command: expected get, set, serve, demo or bench (see --help)\n");
         return EXIT_USAGE;
     }
     const char *name = argv[1];
@@ -419,7 +419,8 @@ static int configure(struct options *o, int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    enum log_level level = o->cmd == CMD_GET || o->cmd == CMD_SET ? LOG_WARN : LOG_INFO;
+    /* get and set are quiet tools: their one error line says it all. */
+    enum log_level level = o->cmd == CMD_GET || o->cmd == CMD_SET ? LOG_ERROR : LOG_INFO;
     if (value[S_LOG] != NULL && log_level_parse(value[S_LOG], &level) != 0)
         return bad_value(source[S_LOG], value[S_LOG], "error, warn, info, debug or trace");
     level = level + verbose > LOG_TRACE ? LOG_TRACE : (enum log_level)(level + verbose);
@@ -627,19 +628,19 @@ static void run_until(struct app *app, struct clients *clients, int64_t duration
 
 /* build_or_log: serve's and demo's build: a failure is logged, and the
  * maintenance thread goes on retrying. */
-static void build_or_log(struct app *app)
+static bool build_or_log(struct app *app)
 {
     char why[POOL_WHY_SIZE];
     int err = pool_build(app->pool, app->token, why, sizeof why);
     if (err != 0 && err != ECANCELED)
         log_warn("pool build failed: %s (the pool keeps retrying)", why);
+    return err == 0;
 }
 
 static int serve_main(struct app *app)
 {
-    build_or_log(app);
-    if (!cancel_token_is_cancelled(app->token))
-        log_info("serving: pool of %u (min_idle %u); watch it with redis-cli INFO clients",
+    if (build_or_log(app))
+        log_info("serving: pool of %u with %u idle; watch it with redis-cli INFO clients",
                  app->opt.pool.max_size, app->opt.pool.min_idle);
     run_until(app, NULL, app->opt.duration_ms);
     return EXIT_OK;
@@ -672,6 +673,17 @@ static int demo_main(struct app *app)
              app->opt.leak ? " (--leak: each client keeps its first connection)" : "");
     run_until(app, clients, app->opt.duration_ms);
     cancel_token_cancel(app->token); /* the clients' token is a child: they stop */
+    /* (d) the drain: a waiting get returns at once, a command in flight
+     * ends within its socket timeout; past that bound, give up on them. */
+    unsigned left = clients_wait(clients, clock_deadline_ms(app->opt.command_timeout_ms + 1000));
+    if (left > 0) {
+        log_error("demo: %u client%s still running after the command timeout; exiting without "
+                  "joining",
+                  left, left == 1 ? " is" : "s are");
+        if (app->embedded)
+            embed_abandon(&app->embed);
+        _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
+    }
     unsigned stuck = clients_join(clients);
     struct clients_counts *n = clients_counts(clients);
     log_info("demo: %llu commands ok, %llu failed (%llu of them timed out in pool_get)",
@@ -681,8 +693,8 @@ static int demo_main(struct app *app)
         log_warn("demo: %u client%s stuck waiting for a connection when the demo ended", stuck,
                  stuck == 1 ? " was" : "s were");
     else if (stuck > 0)
-        log_info("demo: %u client%s in the queue at the end (its get returned ECANCELED)", stuck,
-                 stuck == 1 ? " was" : "s were");
+        log_info("demo: %u client%s in the queue at the end (%s returned ECANCELED)", stuck,
+                 stuck == 1 ? " was" : "s were", stuck == 1 ? "its get" : "their gets");
     log_stats(app->pool);
     clients_free(clients);
     return EXIT_OK;

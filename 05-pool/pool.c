@@ -619,11 +619,13 @@ int pool_build(struct pool *p, struct cancel_token *token, char *why, size_t why
             parse_duration_text(p->cfg.connection_timeout_ms, d, sizeof d);
             err = ETIMEDOUT;
             if (p->last_error[0] != '\0')
-                snprintf(why, why_size, "%u of %u connections open after %s: last error: %s",
-                         p->conns, p->cfg.min_idle, d, p->last_error);
+                snprintf(why, why_size,
+                         "timed out waiting for a connection after %s: last error: %s (%u of "
+                         "%u open)",
+                         d, p->last_error, p->conns, p->cfg.min_idle);
             else
-                snprintf(why, why_size, "%u of %u connections open after %s", p->conns,
-                         p->cfg.min_idle, d);
+                snprintf(why, why_size, "timed out waiting for a connection after %s (%u of %u open)",
+                         d, p->conns, p->cfg.min_idle);
             break;
         }
     }
