@@ -128,6 +128,15 @@ static int64_t attempt_deadline(int64_t deadline_ms)
     return deadline_ms == CLOCK_NO_DEADLINE ? clock_deadline_ms(POOL_ATTEMPT_MS) : deadline_ms;
 }
 
+/* backoff_cap: the longest pause between connect attempts (bb8: half
+ * the connection timeout). */
+static int64_t backoff_cap(const struct pool *p)
+{
+    int64_t cap = p->cfg.connection_timeout_ms == CLOCK_NO_DEADLINE ? POOL_ATTEMPT_MS / 2
+                                                                     : p->cfg.connection_timeout_ms / 2;
+    return cap > 0 ? cap : 1;
+}
+
 static bool is_permanent(int err)
 {
     return err == EACCES || err == EINVAL;
@@ -364,6 +373,44 @@ const char *pool_config_check(const struct pool_config *cfg)
     return NULL;
 }
 
+/* open_one: connect a new connection in the slot the caller counted in
+ * `opening`. Called with the lock held; drops it for the connect (never
+ * under the lock) and returns with it held, the slot given up: on 0, *out
+ * is the new connection, counted in conns; on an error, the error is
+ * recorded for the timeout message and the slot passed on (*next: the
+ * waiter to wake once unlocked, or NULL). */
+static int open_one(struct pool *p, int64_t deadline_ms, struct pool_conn **out,
+                    struct waiter **next, char *why, size_t why_size)
+{
+    lock_release(&p->lock);
+    void *raw = NULL;
+    int err = p->m.connect(p->m.ctx, attempt_deadline(deadline_ms), &raw, why, why_size);
+    struct pool_conn *c = NULL;
+    if (err == 0 && (c = malloc(sizeof *c)) == NULL) {
+        p->m.destroy(p->m.ctx, raw);
+        err = ENOMEM;
+        snprintf(why, why_size, "out of memory");
+    }
+    lock_acquire(&p->lock);
+    p->opening--;
+    *next = NULL;
+    if (err != 0) {
+        p->stats.connect_failures++;
+        set_error(p, err, why);
+        *next = slot_freed(p);
+        return err;
+    }
+    *c = (struct pool_conn){.raw = raw, .pool = p, .created_ms = clock_now_ms()};
+    p->conns++;
+    p->stats.created++;
+    p->last_error[0] = '\0';
+    p->permanent_error = 0;
+    p->backoff_ms = 0;
+    p->backoff_until_ms = 0;
+    *out = c;
+    return 0;
+}
+
 /* ---- the maintenance thread (bb8: the reaper plus replenish_idle_connections) */
 
 /* reap: close idle connections past idle_timeout or max_lifetime, or
@@ -455,62 +502,44 @@ static void replenish(struct pool *p)
     while (!p->closed && p->idle_count + p->opening < p->cfg.min_idle &&
            p->conns + p->opening < p->cfg.max_size && p->backoff_until_ms <= clock_now_ms()) {
         p->opening++;
-        lock_release(&p->lock);
         char why[POOL_WHY_SIZE] = "";
-        void *raw = NULL;
-        int64_t deadline = attempt_deadline(clock_deadline_ms(p->cfg.connection_timeout_ms));
-        int err = p->m.connect(p->m.ctx, deadline, &raw, why, sizeof why);
+        bool repeated = strcmp(p->last_error, "") != 0; /* still failing since the last success */
         struct pool_conn *c = NULL;
-        if (err == 0 && (c = malloc(sizeof *c)) == NULL) {
-            p->m.destroy(p->m.ctx, raw);
-            err = ENOMEM;
-            snprintf(why, sizeof why, "out of memory");
-        }
-        lock_acquire(&p->lock);
-        p->opening--;
+        struct waiter *w = NULL;
+        int64_t deadline = attempt_deadline(clock_deadline_ms(p->cfg.connection_timeout_ms));
+        int err = open_one(p, deadline, &c, &w, why, sizeof why);
         if (err != 0) {
-            p->stats.connect_failures++;
-            bool first = p->last_error[0] == '\0' || strcmp(p->last_error, why) != 0;
-            set_error(p, err, why);
             p->backoff_ms = p->backoff_ms == 0 ? POOL_BACKOFF_FIRST_MS : p->backoff_ms * 2;
-            int64_t cap = p->cfg.connection_timeout_ms == CLOCK_NO_DEADLINE
-                              ? POOL_ATTEMPT_MS / 2
-                              : p->cfg.connection_timeout_ms / 2;
-            if (p->backoff_ms > cap)
-                p->backoff_ms = cap > 0 ? cap : 1;
+            if (p->backoff_ms > backoff_cap(p))
+                p->backoff_ms = backoff_cap(p);
             p->backoff_until_ms = clock_now_ms() + p->backoff_ms;
-            struct waiter *w = slot_freed(p);
+            int64_t retry = p->backoff_ms;
             lock_release(&p->lock);
             wake(w);
-            /* The error sink (bb8's default one discards): a new error at
-             * warn, the same one again at debug, so a long outage does not
-             * flood the log. */
-            if (first)
+            /* The error sink (bb8's default one discards): the first error
+             * of an outage at warn, the retries at debug, so a long outage
+             * does not flood the log. */
+            if (!repeated)
                 log_warn("pool: cannot open a connection: %s (retrying with backoff)", why);
             else
                 log_debug("pool: cannot open a connection: %s (retry in %lld ms)", why,
-                          (long long)p->backoff_ms);
+                          (long long)retry);
             lock_acquire(&p->lock);
             return;
         }
-        *c = (struct pool_conn){.raw = raw, .pool = p, .created_ms = clock_now_ms()};
-        p->stats.created++;
-        p->last_error[0] = '\0';
-        p->permanent_error = 0;
-        p->backoff_ms = 0;
-        p->backoff_until_ms = 0;
         if (p->closed) {
+            p->conns--;
             lock_release(&p->lock);
-            p->m.destroy(p->m.ctx, raw);
-            free(c);
+            destroy(p, c);
             lock_acquire(&p->lock);
             return;
         }
-        p->conns++;
-        struct waiter *w = give_conn(p, c);
-        lock_release(&p->lock);
-        wake(w);
-        lock_acquire(&p->lock);
+        w = give_conn(p, c);
+        if (w != NULL) {
+            lock_release(&p->lock);
+            wake(w);
+            lock_acquire(&p->lock);
+        }
     }
 }
 
@@ -667,6 +696,106 @@ static void timeout_message(struct pool *p, char *why, size_t why_size)
         snprintf(why, why_size, "timed out waiting for a connection after %s", d);
 }
 
+/* wait_turn: sleep in the waiters' list until someone gives w something
+ * (a connection, a slot, an error, or in barging mode a nudge to look),
+ * or until deadline_ms. Lock held on entry and return; it is dropped only
+ * inside the sleep, after w is listed, so a connection returned at any
+ * moment finds it (no lost wake-up). True if given something (the one
+ * park_wake that comes with it has been consumed), false on timeout (w is
+ * off the list again). */
+static bool wait_turn(struct pool *p, struct waiter *w, bool front, int64_t deadline_ms)
+{
+    w->taken = false;
+    if (front)
+        waiter_prepend(p, w); /* barging: woken to look and beaten to it: keep our place */
+    else
+        waiter_append(p, w);
+    bool posted;
+    do {
+        lock_release(&p->lock);
+        posted = park_sleep_until(&w->park, deadline_ms);
+        lock_acquire(&p->lock);
+    } while (!w->taken && !posted &&
+             (deadline_ms == CLOCK_NO_DEADLINE || clock_now_ms() < deadline_ms));
+    if (!w->taken) {
+        waiter_unlink(p, w);
+        return false;
+    }
+    if (!posted) { /* given something just as we timed out: the post is coming */
+        lock_release(&p->lock);
+        park_sleep_until(&w->park, CLOCK_NO_DEADLINE);
+        lock_acquire(&p->lock);
+    }
+    if (w->notified) { /* barging: we have arrived to look */
+        w->notified = false;
+        p->notified--;
+    }
+    return true;
+}
+
+/* check_out: is c, just taken from the idle deque or handed over, fit to
+ * lend? Not if has_broken, past max_lifetime, or (test_on_check_out) its
+ * PING fails. An unfit one is destroyed, then its slot passed on (in that
+ * order: the server never sees more than max_size connections of ours).
+ * Lock held on entry and return; dropped for the PING and the destroy. */
+static bool check_out(struct pool *p, struct pool_conn *c, int64_t deadline_ms)
+{
+    bool broken = p->m.has_broken(p->m.ctx, c->raw);
+    bool old = past_lifetime(p, c, clock_now_ms());
+    int err = 0;
+    char why[POOL_WHY_SIZE] = "";
+    if (!broken && !old && p->cfg.test_on_check_out) { /* (7) PING, outside the lock */
+        lock_release(&p->lock);
+        err = p->m.is_valid(p->m.ctx, c->raw, attempt_deadline(deadline_ms), why, sizeof why);
+        lock_acquire(&p->lock);
+    }
+    if (!broken && !old && err == 0)
+        return true;
+    lock_release(&p->lock);
+    destroy(p, c);
+    lock_acquire(&p->lock);
+    p->conns--;
+    if (old)
+        p->stats.closed_lifetime++;
+    else if (broken)
+        p->stats.closed_broken++;
+    else {
+        p->stats.closed_invalid++;
+        set_error(p, err, why);
+    }
+    struct waiter *next = slot_freed(p);
+    if (next != NULL) {
+        lock_release(&p->lock);
+        wake(next);
+        lock_acquire(&p->lock);
+    }
+    return false;
+}
+
+/* give_back: a get that ends in an error while holding a connection or a
+ * slot (handed over too late, or the pool closed meanwhile) returns it.
+ * Lock held; dropped to wake whoever gets it. */
+static void give_back(struct pool *p, struct pool_conn *c, bool slot)
+{
+    struct waiter *next = NULL;
+    if (c != NULL) {
+        next = give_conn(p, c);
+    } else if (slot) {
+        p->opening--;
+        next = slot_freed(p);
+    }
+    if (next != NULL) {
+        lock_release(&p->lock);
+        wake(next);
+        lock_acquire(&p->lock);
+    }
+}
+
+static bool passed(int64_t deadline_ms)
+{
+    return deadline_ms != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline_ms;
+}
+
 /* [snippet:pool_get] */
 int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out, char *why,
              size_t why_size)
@@ -674,29 +803,23 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
     int64_t start_us = clock_now_us();
     int64_t deadline = clock_deadline_ms(p->cfg.connection_timeout_ms); /* (1) one deadline */
     struct waiter w = {.pool = p};
-    bool parked = false;  /* w.park initialised */
-    bool hooked = false;  /* the cancel hook is registered */
-    bool waited = false;  /* this get slept at least once */
-    bool front = false;   /* rejoin the waiters at the head (barging mode) */
-    int64_t backoff = POOL_BACKOFF_FIRST_MS; /* after a failed connect */
+    bool parked = false, hooked = false; /* w.park set up; its cancel hook registered */
+    bool waited = false, front = false;  /* slept at least once; rejoin at the head */
+    int64_t backoff = POOL_BACKOFF_FIRST_MS;
     struct pool_conn *c = NULL;
     int err = 0;
     why[0] = '\0';
 
     lock_acquire(&p->lock);
-    for (;;) {
-        bool have_slot = false;
+    while (err == 0) {
+        bool slot = false;
         if (p->closed) {
             err = EPIPE;
-            snprintf(why, why_size, "the pool is closed");
-            break;
-        }
-        if (p->idle_count > 0) { /* (2) an idle connection: take it */
+        } else if (p->idle_count > 0) { /* (2) an idle connection: take it */
             c = idle_pop(p);
             kick_maintenance(p);
             if (p->cfg.barging) {
-                /* More idle and waiters asleep: send the next one. */
-                struct waiter *next = notify_one(p);
+                struct waiter *next = notify_one(p); /* more idle: send the next waiter */
                 if (next != NULL) {
                     lock_release(&p->lock);
                     wake(next);
@@ -705,209 +828,115 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
             }
         } else if (p->conns + p->opening < p->cfg.max_size) { /* (3) room: open one */
             p->opening++;
-            have_slot = true;
-        } else { /* (4) wait, listed before the lock is dropped */
+            slot = true;
+        } else { /* (4) wait for a connection or a slot */
             if (!parked) {
                 park_init(&w.park);
                 parked = true;
             }
-            if (token != NULL && !hooked) {
-                /* Registering under our lock is allowed (cancel.h); the
-                 * hook takes the lock only when it runs. */
+            /* The token's hook takes us off the list when it fires; it is
+             * one-shot, so also look at the token before each sleep. */
+            if (token != NULL && !hooked)
                 hooked = cancel_token_hook_add(token, &w.hook, get_cancelled, &w);
-                if (!hooked) {
-                    err = ECANCELED;
-                    snprintf(why, why_size, "cancelled");
-                    break;
-                }
-            }
-            if (hooked && cancel_token_is_cancelled(token)) {
-                /* The hook is one-shot: it may have run while we were off
-                 * the list (barging mode), so look before sleeping. */
+            if (token != NULL && (!hooked || cancel_token_is_cancelled(token))) {
                 err = ECANCELED;
-                snprintf(why, why_size, "cancelled");
                 break;
             }
-            w.taken = false;
-            if (front)
-                waiter_prepend(p, &w); /* woken to look and beaten to it: keep our place */
-            else
-                waiter_append(p, &w);
             waited = true;
-            bool posted;
-            do {
-                lock_release(&p->lock);
-                posted = park_sleep_until(&w.park, deadline);
-                lock_acquire(&p->lock);
-            } while (!w.taken && !posted &&
-                     (deadline == CLOCK_NO_DEADLINE || clock_now_ms() < deadline));
-            if (!w.taken) { /* nobody gave us anything: the deadline passed */
-                waiter_unlink(p, &w);
-                p->stats.gets_timed_out++;
-                timeout_message(p, why, why_size);
+            if (!wait_turn(p, &w, front, deadline)) {
                 err = ETIMEDOUT;
                 break;
             }
-            if (!posted) { /* given something just as we timed out: take the post */
-                lock_release(&p->lock);
-                park_sleep_until(&w.park, CLOCK_NO_DEADLINE);
-                lock_acquire(&p->lock);
-            }
-            if (w.notified) { /* barging: we have arrived to look */
-                w.notified = false;
-                p->notified--;
-            }
+            front = false;
             if (w.error != 0) {
-                err = w.error;
-                snprintf(why, why_size, "%s", err == EPIPE ? "the pool is closed" : "cancelled");
+                err = w.error; /* EPIPE (closed) or ECANCELED (the hook) */
                 break;
             }
-            if (w.conn != NULL) { /* (5) handed over, FIFO */
-                c = w.conn;
-                w.conn = NULL;
-            } else if (w.slot) {
-                w.slot = false;
-                have_slot = true; /* opening was counted by the giver */
-            } else {
-                front = true; /* barging: woken to look; the loop looks */
+            if (w.conn == NULL && !w.slot) {
+                front = true; /* barging: nudged to look; look again */
                 continue;
             }
-            if (deadline != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline) {
-                /* Too late to use it: give it back, report the timeout. */
-                struct waiter *next = NULL;
-                if (c != NULL) {
-                    next = give_conn(p, c);
-                    c = NULL;
-                } else {
-                    p->opening--;
-                    next = slot_freed(p);
-                }
-                p->stats.gets_timed_out++;
-                timeout_message(p, why, why_size);
+            c = w.conn; /* (5) handed over: a connection, or a slot */
+            slot = w.slot;
+            w.conn = NULL;
+            w.slot = false;
+            if (passed(deadline)) { /* too late to use: give it back */
+                give_back(p, c, slot);
+                c = NULL;
                 err = ETIMEDOUT;
-                lock_release(&p->lock);
-                wake(next);
-                lock_acquire(&p->lock);
                 break;
             }
         }
+        if (err != 0)
+            break;
 
-        if (have_slot) { /* (6) connect, outside the lock */
-            lock_release(&p->lock);
-            char cwhy[POOL_WHY_SIZE] = "";
-            void *raw = NULL;
-            int cerr = p->m.connect(p->m.ctx, attempt_deadline(deadline), &raw, cwhy, sizeof cwhy);
-            if (cerr == 0 && (c = malloc(sizeof *c)) == NULL) {
-                p->m.destroy(p->m.ctx, raw);
-                cerr = ENOMEM;
-                snprintf(cwhy, sizeof cwhy, "out of memory");
-            }
-            lock_acquire(&p->lock);
-            p->opening--;
-            if (cerr == 0) {
-                *c = (struct pool_conn){.raw = raw, .pool = p, .created_ms = clock_now_ms()};
-                p->conns++;
-                p->stats.created++;
-                p->last_error[0] = '\0';
-                p->permanent_error = 0;
-                kick_maintenance(p);
-                break; /* fresh: no need to test it */
-            }
-            c = NULL;
-            p->stats.connect_failures++;
-            set_error(p, cerr, cwhy);
-            struct waiter *next = slot_freed(p);
-            if (is_permanent(cerr) || (deadline != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline)) {
-                if (is_permanent(cerr)) {
-                    err = cerr;
-                    snprintf(why, why_size, "%s", cwhy);
-                } else {
-                    p->stats.gets_timed_out++;
-                    timeout_message(p, why, why_size);
-                    err = ETIMEDOUT;
-                }
+        if (slot) { /* (6) connect, outside the lock */
+            struct waiter *next;
+            err = open_one(p, deadline, &c, &next, why, why_size);
+            if (next != NULL) {
                 lock_release(&p->lock);
                 wake(next);
                 lock_acquire(&p->lock);
+            }
+            if (err == 0) {
+                kick_maintenance(p);
+                if (p->closed) { /* closed while we connected */
+                    give_back(p, c, false); /* to the idle deque: pool_free closes it */
+                    c = NULL;
+                    err = EPIPE;
+                }
+                break; /* fresh: no need to test it */
+            }
+            if (is_permanent(err))
+                break; /* why[] holds the manager's message */
+            err = 0;
+            if (passed(deadline)) {
+                err = ETIMEDOUT;
                 break;
             }
+            /* Back off (cancellably, within the deadline), then look again. */
             lock_release(&p->lock);
-            wake(next);
-            /* Back off before the next attempt (cancellable), bounded by
-             * the deadline; then look again from the top. */
             int64_t pause = clock_deadline_ms(backoff);
             if (deadline != CLOCK_NO_DEADLINE && deadline < pause)
                 pause = deadline;
-            int64_t cap = p->cfg.connection_timeout_ms == CLOCK_NO_DEADLINE
-                              ? POOL_ATTEMPT_MS / 2
-                              : p->cfg.connection_timeout_ms / 2;
-            backoff = backoff * 2 > cap ? (cap > 0 ? cap : 1) : backoff * 2;
             if (token != NULL)
                 cancel_token_wait(token, pause);
             else
                 clock_sleep_ms(pause - clock_now_ms());
+            backoff = backoff * 2 > backoff_cap(p) ? backoff_cap(p) : backoff * 2;
             lock_acquire(&p->lock);
-            if (token != NULL && cancel_token_is_cancelled(token)) {
+            if (token != NULL && cancel_token_is_cancelled(token))
                 err = ECANCELED;
-                snprintf(why, why_size, "cancelled");
-                break;
-            }
             continue;
         }
 
-        /* c is ours: an idle or handed-over connection. */
-        int64_t now = clock_now_ms();
-        bool broken = p->m.has_broken(p->m.ctx, c->raw);
-        bool old = past_lifetime(p, c, now);
-        int terr = 0;
-        char twhy[POOL_WHY_SIZE] = "";
-        if (!broken && !old && p->cfg.test_on_check_out) { /* (7) PING, outside the lock */
-            lock_release(&p->lock);
-            terr = p->m.is_valid(p->m.ctx, c->raw, attempt_deadline(deadline), twhy, sizeof twhy);
-            lock_acquire(&p->lock);
-        }
-        if (!broken && !old && terr == 0)
+        if (check_out(p, c, deadline)) /* c is an idle or handed-over connection */
             break;
-        /* Unfit: destroy it, then free its slot (in that order, so the
-         * server never sees more than max_size of us), and try again
-         * while time remains. */
-        lock_release(&p->lock);
-        destroy(p, c);
-        c = NULL;
-        lock_acquire(&p->lock);
-        p->conns--;
-        if (old)
-            p->stats.closed_lifetime++;
-        else if (broken)
-            p->stats.closed_broken++;
-        else {
-            p->stats.closed_invalid++;
-            set_error(p, terr, twhy);
-        }
-        struct waiter *next = slot_freed(p);
-        lock_release(&p->lock);
-        wake(next);
-        lock_acquire(&p->lock);
-        if (deadline != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline) {
-            p->stats.gets_timed_out++;
-            timeout_message(p, why, why_size);
+        c = NULL; /* it was unfit and is gone: try again while time remains */
+        if (passed(deadline))
             err = ETIMEDOUT;
-            break;
-        }
     }
+
     if (err == 0) {
         p->stats.gets++;
         if (waited) {
             p->stats.gets_waited++;
             hist_add(p, clock_now_us() - start_us);
         }
+    } else if (err == ETIMEDOUT) {
+        p->stats.gets_timed_out++;
+        timeout_message(p, why, why_size);
+    } else if (err == EPIPE) {
+        snprintf(why, why_size, "the pool is closed");
+    } else if (err == ECANCELED) {
+        snprintf(why, why_size, "cancelled");
     }
     lock_release(&p->lock);
     if (hooked)
-        cancel_token_hook_remove(token, &w.hook);
+        cancel_token_hook_remove(token, &w.hook); /* not under our lock: it may wait for the hook */
     if (parked)
         park_destroy(&w.park);
-    *out = c;
+    *out = err == 0 ? c : NULL;
     return err;
 }
 /* [/snippet] */
