@@ -59,6 +59,13 @@ struct pool_manager {
     /* has_broken: a check without I/O, made on every return (hiredis: the
      * context's err is set, so it cannot be used again). */
     bool (*has_broken)(void *ctx, void *conn);
+    /* probe: may be NULL. A check of an idle connection that does not
+     * wait (a poll with a zero timeout): false if the server has closed
+     * it (CLIENT KILL, a restart, its own idle timeout). The maintenance
+     * thread probes every idle connection each reaper period, so a pool
+     * nobody uses does not sit on dead connections until idle_timeout
+     * (bb8's reaper looks at ages only). Never called under the lock. */
+    bool (*probe)(void *ctx, void *conn);
     /* destroy: close and free a connection. Never called under the lock. */
     void (*destroy)(void *ctx, void *conn);
     void *ctx; /* the manager's own state, passed to each function */
