@@ -155,6 +155,15 @@ static void remove_dir(const char *dir)
         log_warn("cannot remove the private redis-server's directory %s: %s", dir, strerror(errno));
 }
 
+/* remove_files: unlink the files embed_start knows of, then the
+ * directory; no logging (embed_abandon's quiet version of remove_dir). */
+static void remove_files(const struct embed *e)
+{
+    (void)unlink(e->sock);
+    (void)unlink(e->log);
+    (void)rmdir(e->dir);
+}
+
 /* reap: wait for pid up to ms, then SIGKILL it and wait for good. */
 static void reap(pid_t pid, int64_t ms)
 {
@@ -394,4 +403,12 @@ void embed_stop(struct embed *e)
         remove_dir(e->dir);
         memset(e, 0, sizeof *e);
     }
+}
+
+void embed_abandon(struct embed *e)
+{
+    if (e->pid > 0)
+        (void)kill(e->pid, SIGKILL); /* files can go while it dies */
+    if (e->dir[0] != '\0')
+        remove_files(e);
 }

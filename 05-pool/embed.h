@@ -66,4 +66,11 @@ const char *embed_url(const struct embed *e);
  * with memset, never started). Blocks up to about 5 s. */
 void embed_stop(struct embed *e);
 
+/* embed_abandon: the forced exit's version (a second signal, the process
+ * about to _exit): SIGKILL the server and remove its files, without
+ * waiting for it and without logging, so it is safe to call from a thread
+ * that must not block (the signal listener). The unreaped server is then
+ * init's to reap once we are gone. */
+void embed_abandon(struct embed *e);
+
 #endif /* EMBED_H */

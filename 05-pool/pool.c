@@ -82,6 +82,8 @@ struct waiter {
                                   coming (or came) for it */
     struct pool_conn *conn;    /* FIFO mode: the connection handed to it */
     bool slot;                 /* handed a freed slot: it may open a connection */
+    bool notified;             /* barging mode: woken to come and look (counted in
+                                  the pool's `notified`) */
     int error;                 /* handed an error: EPIPE (closed), ECANCELED (its token) */
 };
 
@@ -98,6 +100,8 @@ struct pool {
     struct waiter *wait_head; /* the oldest waiter (served first) */
     struct waiter *wait_tail; /* the newest */
     unsigned waiters;         /* length of that list */
+    unsigned notified;        /* barging mode: waiters woken to look that have not yet
+                                 looked (0 or 1: one is enough, see give_conn) */
     bool closed;              /* pool_close was called */
     char last_error[POOL_WHY_SIZE]; /* last connect/test error since a success, or "" */
     int permanent_error;      /* the last connect error if it was EACCES/EINVAL, else 0 */
@@ -239,6 +243,22 @@ static struct waiter *slot_freed(struct pool *p)
     return NULL;
 }
 
+/* notify_one: barging mode: if connections are idle and waiters asleep,
+ * make sure one waiter is on its way to look (bb8: Notify::notify_one).
+ * One on its way is enough: when it arrives it takes one and, if more
+ * are idle, sends the next (see pool_get). Not waking one per returned
+ * connection is what lets barging skip wake-ups: while the woken waiter
+ * is on its way, returning threads take connections straight back. */
+static struct waiter *notify_one(struct pool *p)
+{
+    if (p->idle_count == 0 || p->waiters == 0 || p->notified > 0)
+        return NULL;
+    struct waiter *w = waiter_take(p);
+    w->notified = true;
+    p->notified++;
+    return w;
+}
+
 /* give_conn: a connection that is fit for use, either just opened
  * (counted in conns already) or returned. In FIFO mode the oldest waiter
  * gets it directly; in barging mode it goes to the idle deque and the
@@ -255,7 +275,7 @@ static struct waiter *give_conn(struct pool *p, struct pool_conn *c)
     idle_push(p, c);
     if (p->build_waiters > 0)
         lock_cond_broadcast(&p->build_cond);
-    return p->waiters > 0 ? waiter_take(p) : NULL;
+    return notify_one(p);
 }
 
 /* wake: park_wake a waiter taken off the list. Lock NOT held. */
@@ -672,6 +692,15 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
         if (p->idle_count > 0) { /* (2) an idle connection: take it */
             c = idle_pop(p);
             kick_maintenance(p);
+            if (p->cfg.barging) {
+                /* More idle and waiters asleep: send the next one. */
+                struct waiter *next = notify_one(p);
+                if (next != NULL) {
+                    lock_release(&p->lock);
+                    wake(next);
+                    lock_acquire(&p->lock);
+                }
+            }
         } else if (p->conns + p->opening < p->cfg.max_size) { /* (3) room: open one */
             p->opening++;
             have_slot = true;
@@ -722,6 +751,10 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
                 park_sleep_until(&w.park, CLOCK_NO_DEADLINE);
                 lock_acquire(&p->lock);
             }
+            if (w.notified) { /* barging: we have arrived to look */
+                w.notified = false;
+                p->notified--;
+            }
             if (w.error != 0) {
                 err = w.error;
                 snprintf(why, why_size, "%s", err == EPIPE ? "the pool is closed" : "cancelled");
@@ -734,8 +767,8 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
                 w.slot = false;
                 have_slot = true; /* opening was counted by the giver */
             } else {
-                front = true;
-                continue; /* barging: woken to look; the loop looks */
+                front = true; /* barging: woken to look; the loop looks */
+                continue;
             }
             if (deadline != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline) {
                 /* Too late to use it: give it back, report the timeout. */

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,12 +300,28 @@ static void rm_destroy(void *ctx, void *conn)
     redisFree(conn);
 }
 
+/* rm_probe: an idle connection has nothing to read (we sent nothing);
+ * readable means the server closed it (EOF) or sent what we did not ask
+ * for, and either way it is not fit to lend. poll with a zero timeout: a
+ * system call, but no wait. */
+static bool rm_probe(void *ctx, void *conn)
+{
+    (void)ctx;
+    redisContext *c = conn;
+    if (c->err != 0)
+        return false;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    int n = poll(&pfd, 1, 0);
+    return n == 0; /* n < 0 (EINTR, ENOMEM): count it dead, a fresh one is cheap */
+}
+
 struct pool_manager redis_manager_vtable(struct redis_manager *rm)
 {
     struct pool_manager m = {
         .connect = rm_connect,
         .is_valid = rm_is_valid,
         .has_broken = rm_has_broken,
+        .probe = rm_probe,
         .destroy = rm_destroy,
         .ctx = rm,
     };
