@@ -113,6 +113,44 @@ and another"; do
     wait_for_clients 0 5
 }
 
+@test "pool: the database in the URL is selected on each connection, over TCP and a unix socket" {
+    local sock="$BATS_TEST_TMPDIR/redis.sock"
+    redis_start redis --unixsocket "$sock" --unixsocketperm 700
+    run -0 "$BIN" set dbk "in three" --url "$REDIS_URL/3"
+    assert_equal "$(redis_cli -n 3 GET dbk)" "in three"
+    assert_equal "$(redis_cli -n 0 EXISTS dbk)" 0
+    run -0 "$BIN" set uk "unix two" --url "unix://$sock?db=2"
+    assert_equal "$(redis_cli -n 2 GET uk)" "unix two"
+    run -0 "$BIN" get uk --url "unix://$sock?db=2"
+    assert_output "unix two"
+    run -0 "$BIN" get dbk --url "unix://$sock?db=3"
+    assert_output "in three"
+    # A database the server does not have is refused at once (exit 1).
+    local start
+    start=$(now_ms)
+    run -1 --separate-stderr timeout 30 "$BIN" get dbk --url "$REDIS_URL/99" --connection-timeout 10s
+    (($(elapsed_ms "$start") < 3000)) || fail "took $(elapsed_ms "$start") ms"
+    grep -Eq '^error: .*(SELECT|DB index)' <<<"$stderr" || fail "stderr: $stderr"
+}
+
+@test "pool: a server that stops answering (SIGSTOP) fails get within the timeouts, and it works once resumed" {
+    redis_start redis
+    run -0 "$BIN" set k v --url "$REDIS_URL"
+    kill -STOP "$REDIS_PID"
+    local start took
+    start=$(now_ms)
+    run --separate-stderr timeout 30 "$BIN" get k --url "$REDIS_URL" --connection-timeout 1s \
+        --command-timeout 500ms
+    took=$(elapsed_ms "$start")
+    kill -CONT "$REDIS_PID"
+    ((status == 3 || status == 1)) || fail "exit $status: $stderr"
+    # connection_timeout plus one command timeout, with room for a slow VM.
+    ((took < 4000)) || fail "took $took ms with --connection-timeout 1s --command-timeout 500ms"
+    [[ $stderr == *"error: "*"timed out"* ]] || fail "stderr: $stderr"
+    run -0 "$BIN" get k --url "$REDIS_URL"
+    assert_output v
+}
+
 # --- what the server sees ----------------------------------------------------
 
 @test "pool: serve --min-idle 5 opens exactly 5 connections and reports them" {
@@ -129,6 +167,28 @@ and another"; do
         sleep 0.2
     done
     stop_bg TERM "$BG_PID" 10
+    assert_equal "$EXIT_STATUS" 0
+    grep -q 'shutdown complete' "$BG_ERR"
+    wait_for_clients 0 5
+}
+
+@test "pool: serve --duration ends by itself; --idle-timeout replaces idle connections, keeping min_idle" {
+    redis_start redis
+    start_bg serve 60 "$BIN" serve --url "$REDIS_URL" --min-idle 2 --idle-timeout 300ms \
+        --reaper-rate 100ms --duration 4s
+    wait_for_log "$BG_ERR" 'serving' 10
+    wait_for_clients 2 5
+    local first now deadline
+    first=$(redis_cli CLIENT LIST | grep -v 'cmd=client|list' | grep -oE '^id=[0-9]+' | sort)
+    # Within a few reaper rounds both first connections are gone, replaced.
+    deadline=$(($(now_ms) + 3000))
+    while :; do
+        now=$(redis_cli CLIENT LIST | grep -v 'cmd=client|list' | grep -oE '^id=[0-9]+' | sort)
+        [[ -z $(comm -12 <(echo "$first") <(echo "$now")) && $(wc -l <<<"$now") -eq 2 ]] && break
+        (($(now_ms) < deadline)) || fail "after 3 s: $now (first: $first)"
+        sleep 0.05
+    done
+    wait_exit "$BG_PID" 10
     assert_equal "$EXIT_STATUS" 0
     grep -q 'shutdown complete' "$BG_ERR"
     wait_for_clients 0 5
@@ -190,6 +250,40 @@ and another"; do
     grep -q 'pool state: connections=2 idle=0 in_use=2 opening=0 waiters=3' "$BG_ERR"
     ((timed_out >= 3 && timed_out <= 12)) || fail "$timed_out gets timed out (expected 3 to 12): $summary"
     # The leaked connections are given back at the end (nothing connected).
+    wait_for_clients 0 5
+}
+
+@test "pool: --no-timeout with --leak leaves clients stuck, and the demo still ends at its duration" {
+    redis_start redis
+    local start
+    start=$(now_ms)
+    run -0 --separate-stderr timeout 30 "$BIN" demo --url "$REDIS_URL" --clients 3 --max-size 2 \
+        --min-idle 0 --no-timeout --leak --duration 2s
+    (($(elapsed_ms "$start") < 8000)) || fail "took $(elapsed_ms "$start") ms for a 2 s demo"
+    [[ $stderr =~ clients\ were\ stuck\ waiting ]] || fail "stderr: $stderr"
+    [[ $stderr =~ \(0\ of\ them\ timed\ out ]] || fail "stderr: $stderr"
+    [[ $stderr == *"shutdown complete"* ]] || fail "stderr: $stderr"
+    wait_for_clients 0 5
+}
+
+@test "pool: a demo recovers from a server that stopped answering for a while (commands timed out)" {
+    redis_start redis
+    start_bg demo 60 "$BIN" demo --url "$REDIS_URL" --clients 6 --max-size 4 --min-idle 2 \
+        --connection-timeout 1s --command-timeout 300ms --duration 10s
+    local demo=$BG_PID err=$BG_ERR
+    wait_for_log "$err" 'demo: [1-9][0-9]* ok' 10
+    kill -STOP "$REDIS_PID"
+    wait_for_log "$err" 'demo: [0-9]+ ok, [1-9][0-9]* failed in the last second' 10
+    kill -CONT "$REDIS_PID"
+    local mark
+    mark=$(wc -l <"$err")
+    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last second' 10
+    local n
+    n=$(redis_clients)
+    ((n <= 4)) || fail "redis sees $n clients from a pool of 4"
+    wait_exit "$demo" 20
+    assert_equal "$EXIT_STATUS" 0
+    no_crash "$err"
     wait_for_clients 0 5
 }
 
@@ -288,13 +382,20 @@ and another"; do
     assert_output "v 1"
 }
 
-@test "pool: a wrong password under serve is logged without the password" {
+@test "pool: passwords are never logged by serve, right or wrong, even at trace level" {
     redis_start redis --requirepass "right-pw-4242"
     start_bg serve 30 "$BIN" serve --url "redis://:wrong-pw-9999@127.0.0.1:$REDIS_PORT" -v
     wait_for_log "$BG_ERR" 'AUTH failed|WRONGPASS' 10
     stop_bg TERM "$BG_PID" 10
     assert_equal "$EXIT_STATUS" 0
     ! grep -q 'wrong-pw-9999' "$BG_ERR" || fail "the password is in the log: $(cat "$BG_ERR")"
+    start_bg serve-ok 30 "$BIN" serve --url "redis://default:right-pw-4242@127.0.0.1:$REDIS_PORT" \
+        --min-idle 2 --log-level trace
+    wait_for_log "$BG_ERR" 'serving' 10
+    wait_for_clients 2 5
+    stop_bg TERM "$BG_PID" 10
+    assert_equal "$EXIT_STATUS" 0
+    ! grep -q 'right-pw-4242' "$BG_ERR" || fail "the password is in the log: $(cat "$BG_ERR")"
 }
 
 @test "pool: a malformed redis URL exits 2 with invalid redis URL, before any connection" {
@@ -466,6 +567,12 @@ leftovers() {
 @test "pool: bench against a given server prints RESULT lines and leaves no client connected" {
     redis_start redis
     run -0 --separate-stderr timeout 120 "$BIN" bench --url "$REDIS_URL" --threads 4 --ops 4000 --max-size 4
+    assert_line --regexp '^RESULT [a-z0-9_]+ [0-9.]+ [a-zA-Z/]+$'
+    # More threads than connections, FIFO and barging.
+    run -0 --separate-stderr timeout 120 "$BIN" bench --url "$REDIS_URL" --threads 8 --ops 4000 --max-size 2
+    assert_line --regexp '^RESULT [a-z0-9_]+ [0-9.]+ [a-zA-Z/]+$'
+    run -0 --separate-stderr timeout 120 "$BIN" bench --url "$REDIS_URL" --threads 8 --ops 4000 --max-size 2 \
+        --barging
     assert_line --regexp '^RESULT [a-z0-9_]+ [0-9.]+ [a-zA-Z/]+$'
     wait_for_clients 0 5
 }
