@@ -470,7 +470,7 @@ static int app_start(struct app *app)
     }
     app->listening = true;
     if (!app->opt.have_url) {
-        /* (a) no REDIS_URL: a private redis-server of our own */
+        /* (10) no REDIS_URL: a private redis-server of our own */
         if (embed_start(&app->embed, why, sizeof why) != 0) {
             log_error("cannot start a private redis-server: %s", why);
             return EXIT_RUNTIME;
@@ -541,7 +541,7 @@ static int get_status(int err)
 static int command_main(struct app *app)
 {
     char why[POOL_WHY_SIZE];
-    /* (b) build: like bb8's build, wait for min_idle connections */
+    /* (11) build: like bb8's build, wait for min_idle connections */
     int err = pool_build(app->pool, app->token, why, sizeof why);
     if (err != 0) {
         if (err != ECANCELED)
@@ -578,7 +578,7 @@ static int command_main(struct app *app)
                 app->opt.key, why);
         status = EXIT_RUNTIME;
     }
-    pool_put(c); /* (c) one put on every path */
+    pool_put(c); /* (12) one put on every path */
     return status;
 }
 
@@ -673,7 +673,7 @@ static int demo_main(struct app *app)
              app->opt.leak ? " (--leak: each client keeps its first connection)" : "");
     run_until(app, clients, app->opt.duration_ms);
     cancel_token_cancel(app->token); /* the clients' token is a child: they stop */
-    /* (d) the drain: a waiting get returns at once, a command in flight
+    /* (13) the drain: a waiting get returns at once, a command in flight
      * ends within its socket timeout; past that bound, give up on them. */
     unsigned left = clients_wait(clients, clock_deadline_ms(app->opt.command_timeout_ms + 1000));
     if (left > 0) {

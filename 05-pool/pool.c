@@ -467,7 +467,7 @@ static void reap(struct pool *p)
             }
         }
         if (closed_now > 0)
-            log_debug("pool: %u idle connection%s closed by the server", closed_now,
+            log_info("pool: %u idle connection%s closed by the server; replacing", closed_now,
                       closed_now == 1 ? " was" : "s were");
     }
     if (ndead == 0)
