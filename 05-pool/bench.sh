@@ -12,15 +12,15 @@
 #
 # The first four run with --test-on-check-out false: what is compared is
 # the pool, not the extra round trip a PING costs (the fifth line shows
-# that). Each shape runs RUNS times (default 3), alternating with the
+# that). Each shape runs RUNS times (default 5), alternating with the
 # baseline; medians, and ratios of the medians. With perf (linux-perf;
-# `bash .ci/deps bench` installs it) each pool run is counted too: context
-# switches and futex calls per GET, over the whole process. Prints
+# `bash .ci/deps bench` installs it) each shape runs once more under perf
+# stat: context switches and futex calls per GET, over the whole process. Prints
 # `RESULT name value unit` lines.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 OPS=${OPS:-200000}
 for cmd in redis-server redis-benchmark redis-cli python3; do
     command -v "$cmd" >/dev/null || { echo "bench: '$cmd' is missing (run make deps at the top)" >&2; exit 1; }
@@ -70,31 +70,36 @@ baseline() {
 }
 
 # shape NAME ARGS...: one `pool bench` run; appends ops/s to $tmp/NAME and
-# the RESULT lines (and perf's counts, per GET) to $tmp/NAME.all.
+# its wait percentiles to $tmp/NAME.p50, .p99, .max.
 shape() {
     local name=$1
     shift
     local out="$tmp/$name.out"
-    if [[ -n $perf ]]; then
-        perf stat -x, -o "$tmp/$name.perf" -e context-switches,syscalls:sys_enter_futex \
-            ./pool bench --ops "$OPS" --log-level warn "$@" >"$out" 2>"$tmp/$name.err" ||
-            perf stat -x, -o "$tmp/$name.perf" -e context-switches \
-                ./pool bench --ops "$OPS" --log-level warn "$@" >"$out" 2>"$tmp/$name.err"
-    else
-        ./pool bench --ops "$OPS" --log-level warn "$@" >"$out" 2>"$tmp/$name.err"
-    fi || { echo "bench: pool bench $* failed:" >&2; cat "$tmp/$name.err" >&2; exit 1; }
+    ./pool bench --ops "$OPS" --log-level warn "$@" >"$out" 2>"$tmp/$name.err" ||
+        { echo "bench: pool bench $* failed:" >&2; cat "$tmp/$name.err" >&2; exit 1; }
     head -n 1 "$out" | sed "s/^/  $name: /" >&2
     awk '/^RESULT pool_get_ops/ { print $3 }' "$out" >>"$tmp/$name"
     awk '/^RESULT pool_wait_p99/ { print $3 }' "$out" >>"$tmp/$name.p99"
     awk '/^RESULT pool_wait_p50/ { print $3 }' "$out" >>"$tmp/$name.p50"
     awk '/^RESULT pool_wait_max/ { print $3 }' "$out" >>"$tmp/$name.max"
     awk '/^RESULT pool_checkout_checkin/ { print $3 }' "$out" >>"$tmp/checkout"
-    if [[ -n $perf ]]; then
-        awk -F, -v ops="$OPS" '$3 == "context-switches" { printf "%.2f\n", $1 / ops }' \
-            "$tmp/$name.perf" >>"$tmp/$name.cs"
-        awk -F, -v ops="$OPS" '$3 == "syscalls:sys_enter_futex" { printf "%.2f\n", $1 / ops }' \
-            "$tmp/$name.perf" >>"$tmp/$name.futex"
-    fi
+}
+
+# counted NAME ARGS...: one more run under perf stat (not timed: the
+# tracepoint costs a little per futex call), for the context switches and
+# futex calls per GET of the whole process.
+counted() {
+    local name=$1
+    shift
+    perf stat -x, -o "$tmp/$name.perf" -e context-switches,syscalls:sys_enter_futex \
+        ./pool bench --ops "$OPS" --log-level warn "$@" >/dev/null 2>"$tmp/$name.err" ||
+        perf stat -x, -o "$tmp/$name.perf" -e context-switches \
+            ./pool bench --ops "$OPS" --log-level warn "$@" >/dev/null 2>"$tmp/$name.err" ||
+        { echo "bench: perf stat pool bench $* failed:" >&2; cat "$tmp/$name.err" >&2; exit 1; }
+    awk -F, -v ops="$OPS" '$3 == "context-switches" { printf "%.2f\n", $1 / ops }' \
+        "$tmp/$name.perf" >"$tmp/$name.cs"
+    awk -F, -v ops="$OPS" '$3 == "syscalls:sys_enter_futex" { printf "%.2f\n", $1 / ops }' \
+        "$tmp/$name.perf" >"$tmp/$name.futex"
 }
 
 echo "== GET through the pool vs redis-benchmark -t get -c 20 -n $OPS, $RUNS runs each ==" >&2
@@ -110,6 +115,13 @@ for ((r = 1; r <= RUNS; r++)); do
     shape t64b --threads 64 --max-size 20 --min-idle 20 --barging "${off[@]}"
     shape t20ping --threads 20 --max-size 20 --min-idle 20
 done
+if [[ -n $perf ]]; then
+    echo "== the same shapes once more under perf stat: switches and futex calls per GET ==" >&2
+    counted t20 --threads 20 --max-size 20 --min-idle 20 "${off[@]}"
+    counted t64 --threads 64 --max-size 20 --min-idle 20 "${off[@]}"
+    counted t64b --threads 64 --max-size 20 --min-idle 20 --barging "${off[@]}"
+    counted t20ping --threads 20 --max-size 20 --min-idle 20
+fi
 
 base=$(median <"$tmp/base")
 echo "RESULT redis_benchmark_get $base req/s"
