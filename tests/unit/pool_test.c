@@ -43,18 +43,18 @@
 
 /* fake_mode: what the fake connect does. */
 enum fake_mode {
-    FAKE_OK = 0,     /* connects */
-    FAKE_REFUSED,    /* fails with ECONNREFUSED (retryable) */
-    FAKE_DENIED,     /* fails with EACCES (permanent: a wrong password) */
-    FAKE_BAD_DB,     /* fails with EINVAL (permanent: a refused database) */
+    FAKE_OK = 0,  /* connects */
+    FAKE_REFUSED, /* fails with ECONNREFUSED (retryable) */
+    FAKE_DENIED,  /* fails with EACCES (permanent: a wrong password) */
+    FAKE_BAD_DB,  /* fails with EINVAL (permanent: a refused database) */
 };
 
 /* One fake connection. */
 struct fake_conn {
-    unsigned id;         /* 1, 2, ... in creation order */
-    atomic_bool lent;    /* set by the test while it holds the connection */
-    atomic_bool broken;  /* has_broken answers true for this one */
-    atomic_bool killed;  /* the "server" closed it: probe and is_valid fail */
+    unsigned id;        /* 1, 2, ... in creation order */
+    atomic_bool lent;   /* set by the test while it holds the connection */
+    atomic_bool broken; /* has_broken answers true for this one */
+    atomic_bool killed; /* the "server" closed it: probe and is_valid fail */
 };
 
 /* The fake manager's state (one per test, reset by fake_reset). */
@@ -76,9 +76,9 @@ static struct {
                                   call made under the pool's (error-checking) lock aborts */
 } fake;
 
-static atomic_bool destroyed[MAX_IDS];            /* destroyed[id]: that connection is gone */
+static atomic_bool destroyed[MAX_IDS];           /* destroyed[id]: that connection is gone */
 static struct fake_conn *_Atomic alive[MAX_IDS]; /* alive[id]: the connection, until destroyed */
-static atomic_uint probes;                        /* probe calls */
+static atomic_uint probes;                       /* probe calls */
 
 static void fake_reset(void)
 {
