@@ -160,8 +160,8 @@ and another"; do
     wait_for_clients 5 5
     wait_for_log "$BG_ERR" 'pool state: connections=5 idle=5 in_use=0 opening=0 waiters=0' 5
     # ... and stays at 5 over the next second or so (a few samples).
-    local i n
-    for i in 1 2 3 4 5; do
+    local n
+    for _ in 1 2 3 4 5; do
         n=$(redis_clients)
         assert_equal "$n" 5
         sleep 0.2
@@ -439,11 +439,7 @@ and another"; do
     local serve=$BG_PID err=$BG_ERR
     wait_for_log "$err" 'pool build failed: .*after 1s: last error: .*[Cc]onnection refused' 10
     # Start redis on that very port: the maintenance thread's retries reach it.
-    REDIS_PORT=$port
-    REDIS_ARGS=()
-    REDIS_PASSWORD=
-    REDIS_NAME=late
-    _redis_launch late
+    redis_start_at "$port" late
     wait_for_clients 2 15
     wait_for_log "$err" 'pool state: connections=2 idle=2 ' 10
     stop_bg TERM "$serve" 10

@@ -27,10 +27,19 @@
 # Restores BG_PID/BG_CHILD/BG_OUT/BG_ERR to what they were, so it can be
 # called after start_bg without hiding the program from stop_bg.
 redis_start() {
-    local name=$1
-    shift
+    local port
+    port=$(free_port)
+    redis_start_at "$port" "$@"
+}
+
+# redis_start_at PORT NAME [REDIS-SERVER ARGS...]: redis_start on a given
+# port (a test that starts its client first, against a server not yet
+# there).
+redis_start_at() {
+    local name=$2
+    REDIS_PORT=$1
+    shift 2
     REDIS_NAME=$name
-    REDIS_PORT=$(free_port)
     REDIS_ARGS=("$@")
     REDIS_PASSWORD=
     local i
