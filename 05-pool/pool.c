@@ -97,6 +97,7 @@ struct pool {
     unsigned idle_count;     /* entries in use */
     unsigned conns;          /* open connections: idle + lent out */
     unsigned opening;        /* connects in progress */
+    unsigned probing;        /* idle connections out of the deque for the reaper's probe */
     struct waiter *wait_head; /* the oldest waiter (served first) */
     struct waiter *wait_tail; /* the newest */
     unsigned waiters;         /* length of that list */
@@ -440,11 +441,14 @@ static void reap(struct pool *p)
     if (p->m.probe != NULL && p->idle_count > 0) {
         /* Probe the rest outside the lock: take them out (they stay
          * counted in conns, so nobody opens one in their place), then hand
-         * each survivor back as if returned (a waiter first). */
+         * each survivor back as if returned (a waiter first). A get that
+         * finds the pool full meanwhile waits for the pass: a zero-timeout
+         * poll per connection, microseconds. */
         struct pool_conn *probed[p->cfg.max_size];
         unsigned nprobed = 0;
         while (p->idle_count > 0)
             probed[nprobed++] = idle_pop(p);
+        p->probing = nprobed; /* pool_state still counts them idle */
         lock_release(&p->lock);
         unsigned alive = 0;
         for (unsigned i = 0; i < nprobed; i++) {
@@ -455,6 +459,7 @@ static void reap(struct pool *p)
         }
         unsigned closed_now = nprobed - alive;
         lock_acquire(&p->lock);
+        p->probing = 0;
         p->stats.closed_broken += closed_now;
         for (unsigned i = 0; i < alive; i++) {
             int64_t since = probed[i]->idle_since_ms;
@@ -989,8 +994,8 @@ void pool_state(struct pool *p, struct pool_state *st)
 {
     lock_acquire(&p->lock);
     st->connections = p->conns;
-    st->idle = p->idle_count;
-    st->in_use = p->conns - p->idle_count;
+    st->idle = p->idle_count + p->probing;
+    st->in_use = p->conns - st->idle;
     st->opening = p->opening;
     st->waiters = p->waiters;
     lock_release(&p->lock);

@@ -682,3 +682,8 @@ unit_test() {
     unit_test pool_test pool.c cancel.c log.c park.c parse.c thread.c
     assert_output --partial "pool: all checks pass"
 }
+
+@test "pool: the redis URL parser accepts and rejects what its table says" {
+    unit_test redis_url_test redis_url.c
+    assert_output --partial "redis_url: all checks pass"
+}
