@@ -222,8 +222,7 @@ static void task_run(struct runtime *rt, struct runtime_task *t)
  * it leaves work behind (see notify_one_locked). */
 static void idle_hint_update_locked(struct runtime *rt)
 {
-    unsigned idle = rt->wakeups > 0 ? 0
-                                    : rt->sleepers + (rt->driver_in_poll && !rt->wake_pending);
+    unsigned idle = rt->wakeups > 0 ? 0 : rt->sleepers + (rt->driver_in_poll && !rt->wake_pending);
     atomic_store(&rt->idle_hint, idle);
 }
 

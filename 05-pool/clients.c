@@ -17,26 +17,26 @@
 #include <string.h>
 
 struct client {
-    struct clients *all;        /* the set it belongs to */
-    pthread_t thread;           /* its thread */
-    unsigned index;             /* 0.. threads-1, for its name and keys */
-    struct pool_conn *leaked;   /* --leak: the connection it kept */
-    bool stuck;                 /* it was inside pool_get when stopped */
+    struct clients *all;      /* the set it belongs to */
+    pthread_t thread;         /* its thread */
+    unsigned index;           /* 0.. threads-1, for its name and keys */
+    struct pool_conn *leaked; /* --leak: the connection it kept */
+    bool stuck;               /* it was inside pool_get when stopped */
 };
 
 struct clients {
-    struct pool *pool;           /* shared by every client */
-    struct clients_config cfg;   /* copied */
-    struct cancel_token *token;  /* stops them: a child of the caller's token */
-    struct clients_counts counts; /* live counters */
-    atomic_uint_fast64_t next_op; /* ops handed out so far (cfg.ops > 0) */
-    pthread_mutex_t lock;        /* protects last_error */
+    struct pool *pool;              /* shared by every client */
+    struct clients_config cfg;      /* copied */
+    struct cancel_token *token;     /* stops them: a child of the caller's token */
+    struct clients_counts counts;   /* live counters */
+    atomic_uint_fast64_t next_op;   /* ops handed out so far (cfg.ops > 0) */
+    pthread_mutex_t lock;           /* protects last_error */
     char last_error[POOL_WHY_SIZE]; /* the last failure seen */
-    unsigned started;            /* threads started (joined by clients_join) */
-    struct waitgroup running;    /* clients not yet finished (clients_wait's bound) */
-    struct client *client;       /* [cfg.threads] */
-    char *get_cmd;               /* get_only: "GET key" in RESP, formatted once */
-    size_t get_len;              /* its length */
+    unsigned started;               /* threads started (joined by clients_join) */
+    struct waitgroup running;       /* clients not yet finished (clients_wait's bound) */
+    struct client *client;          /* [cfg.threads] */
+    char *get_cmd;                  /* get_only: "GET key" in RESP, formatted once */
+    size_t get_len;                 /* its length */
 };
 
 static void note_failure(struct clients *all, const char *why)

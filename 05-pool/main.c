@@ -66,60 +66,69 @@ static void usage(FILE *out)
     fprintf(
         out,
         "pool options (each overrides the environment variable beside it):\n"
-        "  --url URL                 REDIS_URL                redis://[[user]:pw@]host[:port][/db]\n"
+        "  --url URL                 REDIS_URL                "
+        "redis://[[user]:pw@]host[:port][/db]\n"
         "                                                     or unix:///path/to/socket[?db=N];\n"
-        "                                                     unset: serve, demo and bench start a\n"
-        "                                                     private redis-server on a unix socket\n"
+        "                                                     unset: serve, demo and bench start "
+        "a\n"
+        "                                                     private redis-server on a unix "
+        "socket\n"
         "                                                     in a temp dir (no persistence)\n"
         "  --max-size N              POOL_MAX_SIZE            connections at most, opening ones\n"
         "                                                     included (default 20; 1 to 1024)\n"
-        "  --min-idle N              POOL_MIN_IDLE            idle connections kept ready (default 5;\n"
+        "  --min-idle N              POOL_MIN_IDLE            idle connections kept ready (default "
+        "5;\n"
         "                                                     at most --max-size)\n"
         "  --connection-timeout D    POOL_CONNECTION_TIMEOUT  how long pool_get may take in all\n"
         "                                                     (default 5s)\n"
         "  --idle-timeout D|off      POOL_IDLE_TIMEOUT        close connections idle this long\n"
         "                                                     (default 10m)\n"
-        "  --max-lifetime D|off      POOL_MAX_LIFETIME        close connections this old (default 30m)\n"
+        "  --max-lifetime D|off      POOL_MAX_LIFETIME        close connections this old (default "
+        "30m)\n"
         "  --reaper-rate D           POOL_REAPER_RATE         how often idle ones are checked\n"
         "                                                     (default 30s)\n"
         "  --test-on-check-out B     POOL_TEST_ON_CHECK_OUT   PING before lending (default true;\n"
         "                                                     true/false, yes/no, on/off, 1/0)\n"
-        "  --barging                 POOL_BARGING=1           bb8's hand-off: a returned connection\n"
-        "                                                     goes to whoever asks first, not to the\n"
+        "  --barging                 POOL_BARGING=1           bb8's hand-off: a returned "
+        "connection\n"
+        "                                                     goes to whoever asks first, not to "
+        "the\n"
         "                                                     oldest waiter\n"
-        "  --command-timeout D       REDIS_COMMAND_TIMEOUT    socket timeout of every Redis command\n"
+        "  --command-timeout D       REDIS_COMMAND_TIMEOUT    socket timeout of every Redis "
+        "command\n"
         "                                                     (default 2s)\n"
-        "  --no-timeout                                       what goes wrong: pool_get waits forever\n"
+        "  --no-timeout                                       what goes wrong: pool_get waits "
+        "forever\n"
         "  --log-level LEVEL         LOG_LEVEL                error, warn, info, debug, trace\n"
-        "                                                     (default error for get/set, else info)\n"
+        "                                                     (default error for get/set, else "
+        "info)\n"
         "  -v, -vv                                            more verbose\n"
         "  -h, --help                                         this text\n"
         "\n");
-    fprintf(
-        out,
-        "serve:  --duration D   stop after D (default: run until SIGINT/SIGTERM)\n"
-        "demo:   --clients N    client threads (default 64; 1 to 1024), each looping over\n"
-        "                       get, SET or GET on one of 100 keys, put\n"
-        "        --duration D   how long (default 5s)\n"
-        "        --leak         what goes wrong: every client keeps its first connection\n"
-        "                       (a path that skips pool_put); later gets time out\n"
-        "bench:  --threads N    client threads (default 20; 1 to 1024)\n"
-        "        --ops N        GETs in all (default 200000)\n"
-        "\n" PARSE_DURATION_HELP " (at most 24h).\n"
-        "\n"
-        "SIGINT or SIGTERM: clients stop (a waiting get returns at once, a command in\n"
-        "flight finishes), every connection is returned and closed, the private server\n"
-        "is stopped, then \"shutdown complete\". A second signal exits at once.\n"
-        "\n"
-        "exit status: 0  success; for serve and demo also a clean shutdown\n"
-        "             1  run-time failure: Redis error, I/O error, wrong password,\n"
-        "                key not found (get), private redis-server would not start\n"
-        "             2  usage or configuration error: bad option or value, invalid\n"
-        "                redis URL, get/set without REDIS_URL\n"
-        "             3  no pool connection in time (\"timed out waiting for a\n"
-        "                connection after 5s: last error: ...\")\n"
-        "             130, 143  get/set interrupted by SIGINT/SIGTERM; any command\n"
-        "                forced out by a second signal\n");
+    fprintf(out,
+            "serve:  --duration D   stop after D (default: run until SIGINT/SIGTERM)\n"
+            "demo:   --clients N    client threads (default 64; 1 to 1024), each looping over\n"
+            "                       get, SET or GET on one of 100 keys, put\n"
+            "        --duration D   how long (default 5s)\n"
+            "        --leak         what goes wrong: every client keeps its first connection\n"
+            "                       (a path that skips pool_put); later gets time out\n"
+            "bench:  --threads N    client threads (default 20; 1 to 1024)\n"
+            "        --ops N        GETs in all (default 200000)\n"
+            "\n" PARSE_DURATION_HELP " (at most 24h).\n"
+            "\n"
+            "SIGINT or SIGTERM: clients stop (a waiting get returns at once, a command in\n"
+            "flight finishes), every connection is returned and closed, the private server\n"
+            "is stopped, then \"shutdown complete\". A second signal exits at once.\n"
+            "\n"
+            "exit status: 0  success; for serve and demo also a clean shutdown\n"
+            "             1  run-time failure: Redis error, I/O error, wrong password,\n"
+            "                key not found (get), private redis-server would not start\n"
+            "             2  usage or configuration error: bad option or value, invalid\n"
+            "                redis URL, get/set without REDIS_URL\n"
+            "             3  no pool connection in time (\"timed out waiting for a\n"
+            "                connection after 5s: last error: ...\")\n"
+            "             130, 143  get/set interrupted by SIGINT/SIGTERM; any command\n"
+            "                forced out by a second signal\n");
 }
 
 /* ---- settings -------------------------------------------------------- */
@@ -313,7 +322,8 @@ static int configure(struct options *o, int argc, char **argv)
         }
     }
     if (argc < 2) {
-        fprintf(stderr, "error: missing command: expected get, set, serve, demo or bench (see --help)\n");
+        fprintf(stderr,
+                "error: missing command: expected get, set, serve, demo or bench (see --help)\n");
         return EXIT_USAGE;
     }
     const char *name = argv[1];
@@ -322,8 +332,10 @@ static int configure(struct options *o, int argc, char **argv)
     while (c < 5 && strcmp(name, names[c]) != 0)
         c++;
     if (c == 5) {
-        fprintf(stderr, "error: unknown command '%s': expected get, set, serve, demo or bench (see --help)\n",
-                name);
+        fprintf(
+            stderr,
+            "error: unknown command '%s': expected get, set, serve, demo or bench (see --help)\n",
+            name);
         return EXIT_USAGE;
     }
     o->cmd = (enum command)c;
@@ -413,8 +425,9 @@ static int configure(struct options *o, int argc, char **argv)
         }
         o->have_url = true;
     } else if (o->cmd == CMD_GET || o->cmd == CMD_SET) {
-        fprintf(stderr, "error: %s needs REDIS_URL (or --url): a private server would forget "
-                        "the value at exit\n",
+        fprintf(stderr,
+                "error: %s needs REDIS_URL (or --url): a private server would forget "
+                "the value at exit\n",
                 names[c]);
         return EXIT_USAGE;
     }

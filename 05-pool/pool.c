@@ -72,40 +72,40 @@ struct pool_conn {
 /* A sleeping pool_get (on that call's stack). All fields but park are
  * protected by the pool's lock. */
 struct waiter {
-    struct park park;          /* where it sleeps */
-    struct waiter *prev;       /* neighbours in the pool's list */
+    struct park park;    /* where it sleeps */
+    struct waiter *prev; /* neighbours in the pool's list */
     struct waiter *next;
-    struct pool *pool;         /* for the cancel hook */
-    struct cancel_hook hook;   /* wakes it if its token is cancelled */
-    bool listed;               /* in the pool's list */
-    bool taken;                /* taken off the list by another thread: one park_wake is
-                                  coming (or came) for it */
-    struct pool_conn *conn;    /* FIFO mode: the connection handed to it */
-    bool slot;                 /* handed a freed slot: it may open a connection */
-    bool notified;             /* barging mode: woken to come and look (counted in
-                                  the pool's `notified`) */
-    int error;                 /* handed an error: EPIPE (closed), ECANCELED (its token) */
+    struct pool *pool;       /* for the cancel hook */
+    struct cancel_hook hook; /* wakes it if its token is cancelled */
+    bool listed;             /* in the pool's list */
+    bool taken;              /* taken off the list by another thread: one park_wake is
+                                coming (or came) for it */
+    struct pool_conn *conn;  /* FIFO mode: the connection handed to it */
+    bool slot;               /* handed a freed slot: it may open a connection */
+    bool notified;           /* barging mode: woken to come and look (counted in
+                                the pool's `notified`) */
+    int error;               /* handed an error: EPIPE (closed), ECANCELED (its token) */
 };
 
 struct pool {
     struct pool_manager m;  /* copied from pool_new */
     struct pool_config cfg; /* copied from pool_new */
 
-    pthread_mutex_t lock; /* protects every field below, up to the statistics */
-    struct pool_conn **idle; /* ring of max_size entries */
-    unsigned idle_head;      /* index of the front (the oldest idle) */
-    unsigned idle_count;     /* entries in use */
-    unsigned conns;          /* open connections: idle + lent out */
-    unsigned opening;        /* connects in progress */
-    unsigned probing;        /* idle connections out of the deque for the reaper's probe */
-    struct waiter *wait_head; /* the oldest waiter (served first) */
-    struct waiter *wait_tail; /* the newest */
-    unsigned waiters;         /* length of that list */
-    unsigned notified;        /* barging mode: waiters woken to look that have not yet
-                                 looked (0 or 1: one is enough, see give_conn) */
-    bool closed;              /* pool_close was called */
+    pthread_mutex_t lock;           /* protects every field below, up to the statistics */
+    struct pool_conn **idle;        /* ring of max_size entries */
+    unsigned idle_head;             /* index of the front (the oldest idle) */
+    unsigned idle_count;            /* entries in use */
+    unsigned conns;                 /* open connections: idle + lent out */
+    unsigned opening;               /* connects in progress */
+    unsigned probing;               /* idle connections out of the deque for the reaper's probe */
+    struct waiter *wait_head;       /* the oldest waiter (served first) */
+    struct waiter *wait_tail;       /* the newest */
+    unsigned waiters;               /* length of that list */
+    unsigned notified;              /* barging mode: waiters woken to look that have not yet
+                                       looked (0 or 1: one is enough, see give_conn) */
+    bool closed;                    /* pool_close was called */
     char last_error[POOL_WHY_SIZE]; /* last connect/test error since a success, or "" */
-    int permanent_error;      /* the last connect error if it was EACCES/EINVAL, else 0 */
+    int permanent_error;            /* the last connect error if it was EACCES/EINVAL, else 0 */
 
     pthread_cond_t maint_cond; /* the maintenance thread sleeps on it */
     bool maint_sleeping;       /* it is asleep there (so a kick needs a signal) */
@@ -115,8 +115,8 @@ struct pool {
     pthread_cond_t build_cond; /* pool_build waiters sleep on it */
     unsigned build_waiters;    /* how many (so a change signals only when someone waits) */
 
-    struct pool_stats stats;         /* counters (the percentiles are filled by pool_stats) */
-    uint64_t hist[HIST_BUCKETS];     /* wait times of gets that waited */
+    struct pool_stats stats;     /* counters (the percentiles are filled by pool_stats) */
+    uint64_t hist[HIST_BUCKETS]; /* wait times of gets that waited */
 
     pthread_t maint;    /* the maintenance thread (not under the lock: pool_new, pool_close) */
     bool maint_running; /* started and not yet joined */
@@ -133,8 +133,9 @@ static int64_t attempt_deadline(int64_t deadline_ms)
  * the connection timeout). */
 static int64_t backoff_cap(const struct pool *p)
 {
-    int64_t cap = p->cfg.connection_timeout_ms == CLOCK_NO_DEADLINE ? POOL_ATTEMPT_MS / 2
-                                                                     : p->cfg.connection_timeout_ms / 2;
+    int64_t cap = p->cfg.connection_timeout_ms == CLOCK_NO_DEADLINE
+                      ? POOL_ATTEMPT_MS / 2
+                      : p->cfg.connection_timeout_ms / 2;
     return cap > 0 ? cap : 1;
 }
 
@@ -227,9 +228,8 @@ static void set_error(struct pool *p, int err, const char *why)
  * nothing (no signal) in the steady state. */
 static void kick_maintenance(struct pool *p)
 {
-    if (p->idle_count + p->opening >= p->cfg.min_idle ||
-        p->conns + p->opening >= p->cfg.max_size || !p->maint_sleeping || p->maint_kicked ||
-        p->closed)
+    if (p->idle_count + p->opening >= p->cfg.min_idle || p->conns + p->opening >= p->cfg.max_size ||
+        !p->maint_sleeping || p->maint_kicked || p->closed)
         return;
     if (p->backoff_until_ms > clock_now_ms())
         return;
@@ -338,7 +338,8 @@ static void destroy(struct pool *p, struct pool_conn *c)
 
 static bool past_lifetime(const struct pool *p, const struct pool_conn *c, int64_t now)
 {
-    return p->cfg.max_lifetime_ms != CLOCK_NO_DEADLINE && now - c->created_ms >= p->cfg.max_lifetime_ms;
+    return p->cfg.max_lifetime_ms != CLOCK_NO_DEADLINE &&
+           now - c->created_ms >= p->cfg.max_lifetime_ms;
 }
 
 /* ---- configuration */
@@ -387,15 +388,18 @@ static int open_one(struct pool *p, int64_t deadline_ms, struct pool_conn **out,
     void *raw = NULL;
     int err = p->m.connect(p->m.ctx, attempt_deadline(deadline_ms), &raw, why, why_size);
     struct pool_conn *c = NULL;
-    if (err == 0 && (c = malloc(sizeof *c)) == NULL) {
-        p->m.destroy(p->m.ctx, raw);
-        err = ENOMEM;
-        snprintf(why, why_size, "out of memory");
+    if (err == 0) {
+        c = malloc(sizeof *c);
+        if (c == NULL) {
+            p->m.destroy(p->m.ctx, raw);
+            err = ENOMEM;
+            snprintf(why, why_size, "out of memory");
+        }
     }
     lock_acquire(&p->lock);
     p->opening--;
     *next = NULL;
-    if (err != 0) {
+    if (c == NULL) {
         p->stats.connect_failures++;
         set_error(p, err, why);
         *next = slot_freed(p);
@@ -473,7 +477,7 @@ static void reap(struct pool *p)
         }
         if (closed_now > 0)
             log_info("pool: %u idle connection%s closed by the server; replacing", closed_now,
-                      closed_now == 1 ? " was" : "s were");
+                     closed_now == 1 ? " was" : "s were");
     }
     if (ndead == 0)
         return;
@@ -658,8 +662,9 @@ int pool_build(struct pool *p, struct cancel_token *token, char *why, size_t why
                          "%u open)",
                          d, p->last_error, p->conns, p->cfg.min_idle);
             else
-                snprintf(why, why_size, "timed out waiting for a connection after %s (%u of %u open)",
-                         d, p->conns, p->cfg.min_idle);
+                snprintf(why, why_size,
+                         "timed out waiting for a connection after %s (%u of %u open)", d, p->conns,
+                         p->cfg.min_idle);
             break;
         }
     }
@@ -885,7 +890,7 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
             }
             if (err == 0) {
                 kick_maintenance(p);
-                if (p->closed) { /* closed while we connected */
+                if (p->closed) {            /* closed while we connected */
                     give_back(p, c, false); /* to the idle deque: pool_free closes it */
                     c = NULL;
                     err = EPIPE;

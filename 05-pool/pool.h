@@ -100,18 +100,18 @@ struct pool_state {
 /* pool_stats: counters since pool_new (bb8: Statistics). The wait times
  * are those of gets that had to wait, in microseconds. */
 struct pool_stats {
-    uint64_t gets;              /* pool_get calls that returned a connection */
-    uint64_t gets_waited;       /* ... of which had to wait for one */
-    uint64_t gets_timed_out;    /* pool_get calls that returned ETIMEDOUT */
-    uint64_t created;           /* connections opened */
-    uint64_t connect_failures;  /* failed connect attempts */
-    uint64_t closed_broken;     /* returned broken (or marked broken) and destroyed */
-    uint64_t closed_invalid;    /* failed the check-out test */
-    uint64_t closed_idle;       /* past idle_timeout */
-    uint64_t closed_lifetime;   /* past max_lifetime */
-    int64_t wait_p50_us;        /* median wait of the gets that waited (0 if none) */
-    int64_t wait_p99_us;        /* 99th percentile of the same */
-    int64_t wait_max_us;        /* the longest */
+    uint64_t gets;             /* pool_get calls that returned a connection */
+    uint64_t gets_waited;      /* ... of which had to wait for one */
+    uint64_t gets_timed_out;   /* pool_get calls that returned ETIMEDOUT */
+    uint64_t created;          /* connections opened */
+    uint64_t connect_failures; /* failed connect attempts */
+    uint64_t closed_broken;    /* returned broken (or marked broken) and destroyed */
+    uint64_t closed_invalid;   /* failed the check-out test */
+    uint64_t closed_idle;      /* past idle_timeout */
+    uint64_t closed_lifetime;  /* past max_lifetime */
+    int64_t wait_p50_us;       /* median wait of the gets that waited (0 if none) */
+    int64_t wait_p99_us;       /* 99th percentile of the same */
+    int64_t wait_max_us;       /* the longest */
 };
 
 struct pool;      /* opaque */
