@@ -55,6 +55,10 @@
  * half the connection timeout. */
 #define POOL_BACKOFF_FIRST_MS 200
 
+/* Below this much time left, a check-out PING is not tried: its socket
+ * timeout would be too short to tell a slow answer from a dead server. */
+#define POOL_PING_MIN_MS 2
+
 /* The wait-time histogram: log-linear buckets over microseconds, 8 per
  * power of two, so a percentile read from it is within 12.5%. */
 #define HIST_SUB     8
@@ -112,6 +116,7 @@ struct pool {
     bool maint_kicked;         /* a kick is pending: it will look again at once */
     int64_t backoff_until_ms;  /* no new connect before this (Redis seemed down) */
     int64_t backoff_ms;        /* the next backoff step, 0 after a success */
+    uint64_t failures;         /* connect failures since the last success (for the log) */
     pthread_cond_t build_cond; /* pool_build waiters sleep on it */
     unsigned build_waiters;    /* how many (so a change signals only when someone waits) */
 
@@ -127,6 +132,11 @@ struct pool {
 static int64_t attempt_deadline(int64_t deadline_ms)
 {
     return deadline_ms == CLOCK_NO_DEADLINE ? clock_deadline_ms(POOL_ATTEMPT_MS) : deadline_ms;
+}
+
+static bool passed(int64_t deadline_ms)
+{
+    return deadline_ms != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline_ms;
 }
 
 /* backoff_cap: the longest pause between connect attempts (bb8: half
@@ -362,6 +372,8 @@ const char *pool_config_check(const struct pool_config *cfg)
 {
     if (cfg->max_size == 0)
         return "max_size must be at least 1";
+    if (cfg->max_size > POOL_MAX_SIZE_LIMIT)
+        return "max_size must be at most 4096";
     if (cfg->min_idle > cfg->max_size)
         return "min_idle must be at most max_size";
     if (cfg->connection_timeout_ms == 0 || cfg->connection_timeout_ms < -1)
@@ -373,6 +385,31 @@ const char *pool_config_check(const struct pool_config *cfg)
     if (cfg->reaper_ms <= 0)
         return "the reaper period must be positive";
     return NULL;
+}
+
+/* give_back: a get that ends in an error while holding a connection or a
+ * slot (handed over too late, or the pool closed meanwhile) returns it;
+ * after pool_close, a connection is destroyed instead. Lock held; dropped
+ * to wake whoever gets it, or to destroy. */
+static void give_back(struct pool *p, struct pool_conn *c, bool slot)
+{
+    struct waiter *next = NULL;
+    if (c != NULL && p->closed) { /* pool_close has run: nobody will lend it */
+        lock_release(&p->lock);
+        destroy(p, c);
+        lock_acquire(&p->lock);
+        p->conns--;
+    } else if (c != NULL) {
+        next = give_conn(p, c);
+    } else if (slot) {
+        p->opening--;
+        next = slot_freed(p);
+    }
+    if (next != NULL) {
+        lock_release(&p->lock);
+        wake(next);
+        lock_acquire(&p->lock);
+    }
 }
 
 /* open_one: connect a new connection in the slot the caller counted in
@@ -402,7 +439,26 @@ static int open_one(struct pool *p, int64_t deadline_ms, struct pool_conn **out,
     if (c == NULL) {
         p->stats.connect_failures++;
         set_error(p, err, why);
+        /* The pool's backoff, shared by every connect: the maintenance
+         * thread waits it out, and while a permanent error (a wrong
+         * password) stands, pool_get fails at once instead of connecting
+         * (no reconnect storm from callers that retry). */
+        p->backoff_ms = p->backoff_ms == 0 ? POOL_BACKOFF_FIRST_MS : p->backoff_ms * 2;
+        if (p->backoff_ms > backoff_cap(p))
+            p->backoff_ms = backoff_cap(p);
+        p->backoff_until_ms = clock_now_ms() + p->backoff_ms;
         *next = slot_freed(p);
+        bool first = p->failures++ == 0;
+        int64_t retry = p->backoff_ms;
+        /* The error sink (bb8's default one discards): the first error of
+         * an outage at warn, wherever it happened, the rest at debug. */
+        lock_release(&p->lock);
+        if (first)
+            log_warn("pool: cannot open a connection: %s (retrying with backoff)", why);
+        else
+            log_debug("pool: cannot open a connection: %s (pool backoff %lld ms)", why,
+                      (long long)retry);
+        lock_acquire(&p->lock);
         return err;
     }
     *c = (struct pool_conn){.raw = raw, .pool = p, .created_ms = clock_now_ms()};
@@ -412,6 +468,16 @@ static int open_one(struct pool *p, int64_t deadline_ms, struct pool_conn **out,
     p->permanent_error = 0;
     p->backoff_ms = 0;
     p->backoff_until_ms = 0;
+    if (p->build_waiters > 0) /* min_idle may be reached by a hand-off too */
+        lock_cond_broadcast(&p->build_cond);
+    uint64_t failed = p->failures;
+    p->failures = 0;
+    if (failed > 0) {
+        lock_release(&p->lock);
+        log_info("pool: connected again after %llu failed attempt%s", (unsigned long long)failed,
+                 failed == 1 ? "" : "s");
+        lock_acquire(&p->lock);
+    }
     *out = c;
     return 0;
 }
@@ -442,6 +508,7 @@ static void reap(struct pool *p)
             idle_push(p, c);
         }
     }
+    unsigned expired = ndead;
     if (p->m.probe != NULL && p->idle_count > 0) {
         /* Probe the rest outside the lock: take them out (they stay
          * counted in conns, so nobody opens one in their place), then hand
@@ -462,10 +529,17 @@ static void reap(struct pool *p)
                 dead[ndead++] = probed[i];
         }
         unsigned closed_now = nprobed - alive;
+        if (closed_now > 0)
+            log_info("pool: %u idle connection%s closed by the server; replacing", closed_now,
+                     closed_now == 1 ? " was" : "s were");
         lock_acquire(&p->lock);
         p->probing = 0;
         p->stats.closed_broken += closed_now;
         for (unsigned i = 0; i < alive; i++) {
+            if (p->closed) { /* pool_close ran meanwhile: close the rest */
+                give_back(p, probed[i], false);
+                continue;
+            }
             int64_t since = probed[i]->idle_since_ms;
             struct waiter *w = give_conn(p, probed[i]);
             probed[i]->idle_since_ms = since; /* still idle since then */
@@ -475,9 +549,6 @@ static void reap(struct pool *p)
                 lock_acquire(&p->lock);
             }
         }
-        if (closed_now > 0)
-            log_info("pool: %u idle connection%s closed by the server; replacing", closed_now,
-                     closed_now == 1 ? " was" : "s were");
     }
     if (ndead == 0)
         return;
@@ -486,8 +557,9 @@ static void reap(struct pool *p)
     lock_release(&p->lock);
     for (unsigned i = 0; i < ndead; i++)
         destroy(p, dead[i]);
-    log_debug("pool: closed %u idle connection%s past idle_timeout or max_lifetime", ndead,
-              ndead == 1 ? "" : "s");
+    if (expired > 0)
+        log_info("pool: closed %u idle connection%s past idle_timeout or max_lifetime", expired,
+                 expired == 1 ? "" : "s");
     lock_acquire(&p->lock);
     p->conns -= ndead;
     struct waiter *wake_list[p->cfg.max_size];
@@ -512,29 +584,15 @@ static void replenish(struct pool *p)
            p->conns + p->opening < p->cfg.max_size && p->backoff_until_ms <= clock_now_ms()) {
         p->opening++;
         char why[POOL_WHY_SIZE] = "";
-        bool repeated = strcmp(p->last_error, "") != 0; /* still failing since the last success */
         struct pool_conn *c = NULL;
         struct waiter *w = NULL;
         int64_t deadline = attempt_deadline(clock_deadline_ms(p->cfg.connection_timeout_ms));
         int err = open_one(p, deadline, &c, &w, why, sizeof why);
         if (err != 0) {
-            p->backoff_ms = p->backoff_ms == 0 ? POOL_BACKOFF_FIRST_MS : p->backoff_ms * 2;
-            if (p->backoff_ms > backoff_cap(p))
-                p->backoff_ms = backoff_cap(p);
-            p->backoff_until_ms = clock_now_ms() + p->backoff_ms;
-            int64_t retry = p->backoff_ms;
             lock_release(&p->lock);
             wake(w);
-            /* The error sink (bb8's default one discards): the first error
-             * of an outage at warn, the retries at debug, so a long outage
-             * does not flood the log. */
-            if (!repeated)
-                log_warn("pool: cannot open a connection: %s (retrying with backoff)", why);
-            else
-                log_debug("pool: cannot open a connection: %s (retry in %lld ms)", why,
-                          (long long)retry);
             lock_acquire(&p->lock);
-            return;
+            return; /* open_one set the backoff and logged */
         }
         if (p->closed) {
             p->conns--;
@@ -725,8 +783,7 @@ static bool wait_turn(struct pool *p, struct waiter *w, bool front, int64_t dead
         lock_release(&p->lock);
         posted = park_sleep_until(&w->park, deadline_ms);
         lock_acquire(&p->lock);
-    } while (!w->taken && !posted &&
-             (deadline_ms == CLOCK_NO_DEADLINE || clock_now_ms() < deadline_ms));
+    } while (!w->taken && (deadline_ms == CLOCK_NO_DEADLINE || clock_now_ms() < deadline_ms));
     if (!w->taken) {
         waiter_unlink(p, w);
         return false;
@@ -743,67 +800,52 @@ static bool wait_turn(struct pool *p, struct waiter *w, bool front, int64_t dead
     return true;
 }
 
+/* What check_out found. */
+enum check { CHECK_FIT, CHECK_REPLACE, CHECK_LATE };
+
 /* check_out: is c, just taken from the idle deque or handed over, fit to
  * lend? Not if has_broken, past max_lifetime, or (test_on_check_out) its
- * PING fails. An unfit one is destroyed, then its slot passed on (in that
- * order: the server never sees more than max_size connections of ours).
- * Lock held on entry and return; dropped for the PING and the destroy. */
-static bool check_out(struct pool *p, struct pool_conn *c, int64_t deadline_ms)
+ * PING fails. CHECK_FIT: lend it. CHECK_REPLACE: it was unfit and is
+ * destroyed, and the caller keeps its slot (counted in `opening` again)
+ * to connect a replacement itself: passing the slot on would serve a
+ * younger waiter before this one. CHECK_LATE: less than POOL_PING_MIN_MS
+ * of the deadline is left for the PING, which would then fail on a
+ * healthy connection: c is given back untouched. Lock held on entry and
+ * return; dropped for the PING and the destroy, which happens before the
+ * slot is reused (the server never sees more than max_size of ours). */
+static enum check check_out(struct pool *p, struct pool_conn *c, int64_t deadline_ms)
 {
     bool broken = p->m.has_broken(p->m.ctx, c->raw);
     bool old = past_lifetime(p, c, clock_now_ms());
     int err = 0;
     char why[POOL_WHY_SIZE] = "";
     if (!broken && !old && p->cfg.test_on_check_out) { /* (7) PING, outside the lock */
+        if (deadline_ms != CLOCK_NO_DEADLINE && deadline_ms - clock_now_ms() < POOL_PING_MIN_MS) {
+            give_back(p, c, false);
+            return CHECK_LATE;
+        }
         lock_release(&p->lock);
         err = p->m.is_valid(p->m.ctx, c->raw, attempt_deadline(deadline_ms), why, sizeof why);
         lock_acquire(&p->lock);
     }
     if (!broken && !old && err == 0)
-        return true;
+        return CHECK_FIT;
     lock_release(&p->lock);
     destroy(p, c);
     lock_acquire(&p->lock);
     p->conns--;
-    if (old)
+    p->opening++; /* the slot stays ours */
+    if (old) {
         p->stats.closed_lifetime++;
-    else if (broken)
+    } else if (broken) {
         p->stats.closed_broken++;
-    else {
+    } else {
         p->stats.closed_invalid++;
-        set_error(p, err, why);
+        /* A PING cut short by our own deadline says nothing of the server. */
+        if (!(err == ETIMEDOUT && passed(deadline_ms)))
+            set_error(p, err, why);
     }
-    struct waiter *next = slot_freed(p);
-    if (next != NULL) {
-        lock_release(&p->lock);
-        wake(next);
-        lock_acquire(&p->lock);
-    }
-    return false;
-}
-
-/* give_back: a get that ends in an error while holding a connection or a
- * slot (handed over too late, or the pool closed meanwhile) returns it.
- * Lock held; dropped to wake whoever gets it. */
-static void give_back(struct pool *p, struct pool_conn *c, bool slot)
-{
-    struct waiter *next = NULL;
-    if (c != NULL) {
-        next = give_conn(p, c);
-    } else if (slot) {
-        p->opening--;
-        next = slot_freed(p);
-    }
-    if (next != NULL) {
-        lock_release(&p->lock);
-        wake(next);
-        lock_acquire(&p->lock);
-    }
-}
-
-static bool passed(int64_t deadline_ms)
-{
-    return deadline_ms != CLOCK_NO_DEADLINE && clock_now_ms() >= deadline_ms;
+    return CHECK_REPLACE;
 }
 
 /* [snippet:pool_get] */
@@ -821,10 +863,14 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
     why[0] = '\0';
 
     lock_acquire(&p->lock);
+    bool slot = false; /* we hold a slot (counted in opening) and must connect */
     while (err == 0) {
-        bool slot = false;
-        if (p->closed) {
+        if (slot) {
+            /* check_out kept the slot of an unfit connection for us */
+        } else if (p->closed) {
             err = EPIPE;
+        } else if (token != NULL && cancel_token_is_cancelled(token)) {
+            err = ECANCELED;            /* looked at each turn: an atomic load */
         } else if (p->idle_count > 0) { /* (2) an idle connection: take it */
             c = idle_pop(p);
             kick_maintenance(p);
@@ -836,6 +882,9 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
                     lock_acquire(&p->lock);
                 }
             }
+        } else if (p->permanent_error != 0 && clock_now_ms() < p->backoff_until_ms) {
+            err = p->permanent_error; /* a wrong password stands: do not reconnect */
+            snprintf(why, why_size, "%s", p->last_error);
         } else if (p->conns + p->opening < p->cfg.max_size) { /* (3) room: open one */
             p->opening++;
             slot = true;
@@ -882,6 +931,7 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
 
         if (slot) { /* (6) connect, outside the lock */
             struct waiter *next;
+            slot = false; /* open_one gives it up, whatever happens */
             err = open_one(p, deadline, &c, &next, why, why_size);
             if (next != NULL) {
                 lock_release(&p->lock);
@@ -890,13 +940,14 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
             }
             if (err == 0) {
                 kick_maintenance(p);
-                if (p->closed) {            /* closed while we connected */
-                    give_back(p, c, false); /* to the idle deque: pool_free closes it */
+                if (p->closed) { /* closed while we connected */
+                    give_back(p, c, false);
                     c = NULL;
                     err = EPIPE;
                 }
                 break; /* fresh: no need to test it */
             }
+            front = waited; /* if we must wait again, we were there first */
             if (is_permanent(err))
                 break; /* why[] holds the manager's message */
             err = 0;
@@ -920,11 +971,20 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
             continue;
         }
 
-        if (check_out(p, c, deadline)) /* c is an idle or handed-over connection */
+        enum check fit = check_out(p, c, deadline); /* (7) an idle or handed-over one: fit? */
+        if (fit == CHECK_FIT)
             break;
-        c = NULL; /* it was unfit and is gone: try again while time remains */
-        if (passed(deadline))
+        c = NULL;
+        if (fit == CHECK_LATE) {
             err = ETIMEDOUT;
+        } else if (passed(deadline)) { /* replaced too late: the slot goes on */
+            give_back(p, NULL, true);
+            err = ETIMEDOUT;
+        } else if (p->idle_count > 0) {
+            give_back(p, NULL, true); /* another idle one to try first (bb8 loops too) */
+        } else {
+            slot = true; /* connect the replacement ourselves */
+        }
     }
 
     if (err == 0) {
@@ -941,7 +1001,11 @@ int pool_get(struct pool *p, struct cancel_token *token, struct pool_conn **out,
     } else if (err == ECANCELED) {
         snprintf(why, why_size, "cancelled");
     }
+    /* Barging: if we were the waiter nudged to look and leave without
+     * looking (cancelled, timed out), the nudge must go on to the next. */
+    struct waiter *next = err != 0 && p->cfg.barging ? notify_one(p) : NULL;
     lock_release(&p->lock);
+    wake(next);
     if (hooked)
         cancel_token_hook_remove(token, &w.hook); /* not under our lock: it may wait for the hook */
     if (parked)
@@ -984,9 +1048,11 @@ void pool_put(struct pool_conn *c)
     }
     lock_acquire(&p->lock);
     if (p->closed) { /* nobody will lend it again */
-        p->conns--;
         lock_release(&p->lock);
         destroy(p, c);
+        lock_acquire(&p->lock);
+        p->conns--;
+        lock_release(&p->lock);
         return;
     }
     struct waiter *w = give_conn(p, c); /* (9) to the oldest waiter, or the idle deque */
@@ -1046,7 +1112,6 @@ void pool_close(struct pool *p)
     struct pool_conn *idle[p->cfg.max_size];
     for (unsigned i = 0; i < n; i++)
         idle[i] = idle_pop(p);
-    p->conns -= n;
     lock_cond_signal(&p->maint_cond);
     if (p->build_waiters > 0)
         lock_cond_broadcast(&p->build_cond);
@@ -1060,6 +1125,9 @@ void pool_close(struct pool *p)
     }
     for (unsigned i = 0; i < n; i++)
         destroy(p, idle[i]);
+    lock_acquire(&p->lock);
+    p->conns -= n; /* only now: a slot is free once its connection is closed */
+    lock_release(&p->lock);
     if (join) {
         int err = pthread_join(p->maint, NULL);
         if (err != 0)

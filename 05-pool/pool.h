@@ -40,6 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest max_size (the pool keeps arrays of max_size pointers on
+ * its maintenance thread's stack). */
+#define POOL_MAX_SIZE_LIMIT 4096
+
 /* How long a message about a failure may be (why[] buffers). */
 #define POOL_WHY_SIZE 256
 
@@ -94,7 +98,8 @@ struct pool_state {
     unsigned idle;        /* in the idle deque */
     unsigned in_use;      /* lent out by pool_get, not yet returned */
     unsigned opening;     /* being connected right now (they count against max_size) */
-    unsigned waiters;     /* pool_get calls asleep, waiting for a connection */
+    unsigned waiters;     /* pool_get calls asleep in the queue (in barging mode, not
+                             counting the one woken and on its way to look) */
 };
 
 /* pool_stats: counters since pool_new (bb8: Statistics). The wait times

@@ -1292,6 +1292,157 @@ static void test_free(void)
 
 /* RUN: one test, its name and time printed on failure (or always, with
  * POOL_TEST_VERBOSE set in the environment). */
+/* FIFO survives a failed check-out: the oldest waiter, handed a connection
+ * that fails its PING, connects the replacement itself instead of passing
+ * the slot to a younger waiter and queueing again behind it. */
+static void test_fifo_after_failed_check_out(void)
+{
+    fake_reset();
+    struct pool_config cfg = config(1, 0, 10000);
+    struct pool *p = new_pool(&cfg);
+    struct fifo f = {.pool = p};
+    struct fifo_arg args[FIFO_WAITERS];
+    pthread_t th[FIFO_WAITERS];
+    char why[POOL_WHY_SIZE];
+    struct pool_conn *held;
+    CHECK(pool_get(p, NULL, &held, why, sizeof why) == 0);
+    for (int i = 0; i < FIFO_WAITERS; i++) {
+        args[i] = (struct fifo_arg){.f = &f, .index = i};
+        CHECK(pthread_create(&th[i], NULL, fifo_main, &args[i]) == 0);
+        CHECK(STATE_IS(p, waiters, (unsigned)i + 1));
+    }
+    atomic_store(&fake.valid_fails, raw(held)->id); /* its PING will fail */
+    pool_put(held);
+    for (int k = 0; k < FIFO_WAITERS; k++) {
+        int64_t deadline = clock_now_ms() + 3000;
+        while (atomic_load(&f.arrivals) < k + 1 && clock_now_ms() < deadline)
+            clock_sleep_ms(1);
+        CHECK(atomic_load(&f.arrivals) == k + 1);
+        int who = atomic_load(&f.order[k]);
+        CHECK(who == k);
+        if (who != k)
+            printf("fifo after a failed PING: waiter %d was served %d-th\n", who, k + 1);
+        atomic_store(&f.release[who], true);
+    }
+    for (int i = 0; i < FIFO_WAITERS; i++)
+        pthread_join(th[i], NULL);
+    CHECK(atomic_load(&f.errors) == 0);
+    CHECK(stats(p).closed_invalid == 1);
+    free_pool(p);
+}
+
+/* pool_build returns as soon as min_idle connections are open, even when
+ * they were opened by gets (and handed straight to them), not pushed to
+ * the idle deque. */
+struct held_get {
+    struct pool *pool;
+    atomic_int result;
+    atomic_bool release; /* the test lets it put its connection back */
+};
+
+static void *held_get_main(void *arg)
+{
+    struct held_get *h = arg;
+    struct pool_conn *c;
+    char why[POOL_WHY_SIZE];
+    int err = pool_get(h->pool, NULL, &c, why, sizeof why);
+    atomic_store(&h->result, err);
+    if (err == 0) {
+        while (!atomic_load(&h->release))
+            clock_sleep_ms(1);
+        pool_put(c);
+    }
+    return NULL;
+}
+
+static void test_build_woken_by_gets(void)
+{
+    fake_reset();
+    atomic_store(&fake.delay_ms, 100);
+    struct pool_config cfg = config(2, 2, 3000);
+    struct pool *p = new_pool(&cfg);
+    struct held_get h[2] = {{.pool = p, .result = -1}, {.pool = p, .result = -1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&th[i], NULL, held_get_main, &h[i]) == 0);
+    char why[POOL_WHY_SIZE];
+    int64_t t0 = clock_now_ms();
+    CHECK(pool_build(p, NULL, why, sizeof why) == 0);
+    int64_t took = clock_now_ms() - t0;
+    CHECK(took < 1500); /* the connects take 100 ms; the deadline is 3 s */
+    if (took >= 1500)
+        printf("build_woken_by_gets: pool_build took %lld ms\n", (long long)took);
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&h[i].release, true);
+        pthread_join(th[i], NULL);
+        CHECK(atomic_load(&h[i].result) == 0);
+    }
+    free_pool(p);
+}
+
+/* pool_close closes every idle connection, including those out of the
+ * deque for the reaper's probe at that moment. */
+static atomic_int probe_delay_ms; /* slow_probe sleeps this long */
+
+static bool slow_probe(void *ctx, void *conn)
+{
+    (void)ctx;
+    (void)conn;
+    atomic_fetch_add(&probes, 1);
+    clock_sleep_ms(atomic_load(&probe_delay_ms));
+    return true;
+}
+
+static void test_close_during_probe(void)
+{
+    fake_reset();
+    struct pool_manager m = fake_manager;
+    m.probe = slow_probe;
+    atomic_store(&probe_delay_ms, 200);
+    struct pool_config cfg = config(3, 3, 2000);
+    cfg.reaper_ms = 50;
+    struct pool *p = NULL;
+    CHECK(pool_new(&m, &cfg, &p) == 0);
+    char why[POOL_WHY_SIZE];
+    CHECK(pool_build(p, NULL, why, sizeof why) == 0);
+    int64_t deadline = clock_now_ms() + 2000;
+    while (atomic_load(&probes) == 0 && clock_now_ms() < deadline)
+        clock_sleep_ms(1);
+    CHECK(atomic_load(&probes) > 0); /* a probe pass is under way */
+    pool_close(p);
+    CHECK(atomic_load(&fake.live) == 0);
+    if (atomic_load(&fake.live) != 0)
+        printf("close_during_probe: %d connections open after pool_close\n",
+               atomic_load(&fake.live));
+    pool_free(p);
+    CHECK(atomic_load(&fake.creates) == atomic_load(&fake.destroys));
+}
+
+/* A wrong password stands: while the pool's backoff runs, gets fail at
+ * once with it, without connecting again (no reconnect storm). */
+static void test_permanent_no_storm(void)
+{
+    fake_reset();
+    atomic_store(&fake.mode, FAKE_DENIED);
+    struct pool_config cfg = config(4, 0, 5000);
+    struct pool *p = new_pool(&cfg);
+    char why[POOL_WHY_SIZE];
+    struct pool_conn *c;
+    for (int i = 0; i < 50; i++)
+        CHECK(pool_get(p, NULL, &c, why, sizeof why) == EACCES);
+    CHECK(strstr(why, "fake: wrong password") != NULL);
+    unsigned calls = atomic_load(&fake.connect_calls);
+    CHECK(calls < 5);
+    if (calls >= 5)
+        printf("permanent_no_storm: 50 gets made %u connects\n", calls);
+    /* Once the password is right again (the backoff over), gets connect. */
+    atomic_store(&fake.mode, FAKE_OK);
+    clock_sleep_ms(2600); /* longer than the largest backoff (half of 5 s) */
+    CHECK(pool_get(p, NULL, &c, why, sizeof why) == 0);
+    pool_put(c);
+    free_pool(p);
+}
+
 #define RUN(test) run_one(#test, test)
 
 static void run_one(const char *name, void (*test)(void))
@@ -1338,6 +1489,10 @@ int main(void)
     RUN(test_close);
     RUN(test_maintenance);
     RUN(test_probe);
+    RUN(test_fifo_after_failed_check_out);
+    RUN(test_build_woken_by_gets);
+    RUN(test_close_during_probe);
+    RUN(test_permanent_no_storm);
     RUN(test_free);
     if (failures > 0) {
         printf("pool: %d checks failed\n", failures);
