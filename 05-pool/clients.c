@@ -5,6 +5,7 @@
  */
 #include "clients.h"
 
+#include "clock.h"
 #include "lock.h"
 #include "log.h"
 #include "thread.h"
@@ -15,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* How long a client pauses after a get that failed without waiting. */
+#define CLIENT_PAUSE_MS 100
 
 struct client {
     struct clients *all;      /* the set it belongs to */
@@ -107,6 +111,11 @@ static void *client_main(void *arg)
             if (err == ETIMEDOUT)
                 atomic_fetch_add(&all->counts.timed_out, 1);
             note_failure(all, why);
+            /* A get that failed at once (a wrong password) would make this
+             * loop a reconnect storm: pause before asking again. A timed
+             * out get has waited already. */
+            if (err != ETIMEDOUT)
+                cancel_token_wait(all->token, clock_deadline_ms(CLIENT_PAUSE_MS));
             continue;
         }
         if (command(cl, pool_conn_raw(c), n, why, sizeof why))

@@ -45,10 +45,12 @@ struct embed {
  * server exited first: why[] quotes the last line of its log), or what
  * mkdtemp, open or fork failed with. On failure nothing is left behind:
  * no process, no directory.
- * Call it from the main thread, before other threads start: the
- * parent-death signal fires when the THREAD that forked exits (not the
- * process), and an fd another thread opened without O_CLOEXEC would be
- * inherited by the server (this module and redis_manager.c mark theirs).
+ * Call it from the main thread: the parent-death signal fires when the
+ * THREAD that forked exits (not the process). Other threads may exist (the
+ * child makes only async-signal-safe calls before exec), but an fd one of
+ * them opened without O_CLOEXEC would be inherited by the server (this
+ * module and redis_manager.c mark theirs): start it before threads that
+ * open fds, as main.c does (only the signal listener runs by then).
  * The child starts with an empty signal mask and SIGINT, SIGTERM, SIGPIPE
  * and SIGXFSZ at their defaults, whatever the caller blocks or ignores.
  * Blocks up to 5 s, 10 s if the server then ignores SIGTERM (not

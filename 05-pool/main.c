@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,13 +123,14 @@ static void usage(FILE *out)
             "\n"
             "exit status: 0  success; for serve and demo also a clean shutdown\n"
             "             1  run-time failure: Redis error, I/O error, wrong password,\n"
-            "                key not found (get), private redis-server would not start\n"
+            "                key not found (get), private redis-server would not start;\n"
+            "                demo: clients still running when the drain's bound passed\n"
             "             2  usage or configuration error: bad option or value, invalid\n"
             "                redis URL, get/set without REDIS_URL\n"
             "             3  no pool connection in time (\"timed out waiting for a\n"
             "                connection after 5s: last error: ...\")\n"
-            "             130, 143  get/set interrupted by SIGINT/SIGTERM; any command\n"
-            "                forced out by a second signal\n");
+            "             130, 143  get, set or bench interrupted by SIGINT/SIGTERM; any\n"
+            "                command forced out by a second signal\n");
 }
 
 /* ---- settings -------------------------------------------------------- */
@@ -293,7 +295,8 @@ static int take_positionals(int *argc, char **argv, const char **pos, int want)
     }
     *argc = kept;
     if (got < want) {
-        fprintf(stderr, "error: missing %s: usage: pool %s (see --help)\n",
+        fprintf(stderr,
+                "error: missing %s: usage: pool %s (one that starts with '-' goes after --)\n",
                 got == 0 ? "KEY" : "VALUE", want == 1 ? "get KEY" : "set KEY VALUE");
         return EXIT_USAGE;
     }
@@ -447,22 +450,26 @@ static int configure(struct options *o, int argc, char **argv)
 struct app {
     struct options opt;           /* from configure */
     struct embed embed;           /* the private redis-server, if started */
-    bool embedded;                /* it was */
+    atomic_bool embedded;         /* it was, and is not being stopped: read by on_force on
+                                     the signal listener's thread */
     struct redis_manager manager; /* the Redis manager, for the pool */
     struct pool *pool;            /* the pool */
     struct cancel_token *token;   /* cancelled by SIGINT/SIGTERM (and --duration) */
     bool listening;               /* the signal listener runs */
 };
 
-/* on_force: a second signal: the process ends without joining. The private
- * server must not outlive us: embed_abandon kills it and removes its files
- * without waiting (the only thing this does besides logging). */
+/* on_force: a second signal: the listener ends the process right after
+ * this, without joining. The private server must not outlive us:
+ * embed_abandon kills it and removes its files without waiting. `embedded`
+ * is set only once embed_start has returned and cleared before embed_stop
+ * begins, so the struct is never read while main changes it; a second
+ * signal in either window leaves the server to its parent-death signal and
+ * its temp dir behind. */
 static void on_force(int signo, void *arg)
 {
     struct app *app = arg;
     (void)signo;
-    log_warn("second signal: exiting now, without returning connections");
-    if (app->embedded)
+    if (atomic_load(&app->embedded))
         embed_abandon(&app->embed);
 }
 
@@ -488,12 +495,12 @@ static int app_start(struct app *app)
             log_error("cannot start a private redis-server: %s", why);
             return EXIT_RUNTIME;
         }
-        app->embedded = true;
+        atomic_store(&app->embedded, true);
         if (redis_url_parse(embed_url(&app->embed), &app->opt.url, why, sizeof why) != 0) {
             log_error("private redis-server: bad URL: %s", why);
             return EXIT_RUNTIME;
         }
-        log_info("started a private redis-server at %s (REDIS_URL is not set)",
+        log_info("started a private redis-server at %s (REDIS_URL is not set or empty)",
                  embed_url(&app->embed));
     }
     redis_manager_init(&app->manager, &app->opt.url, app->opt.command_timeout_ms);
@@ -517,10 +524,8 @@ static void app_stop(struct app *app)
         pool_free(app->pool);
         app->pool = NULL;
     }
-    if (app->embedded) {
+    if (atomic_exchange(&app->embedded, false))
         embed_stop(&app->embed);
-        app->embedded = false;
-    }
     if (app->listening) {
         signals_stop();
         app->listening = false;
@@ -587,8 +592,7 @@ static int command_main(struct app *app)
         err = redis_manager_set(rc, app->opt.key, app->opt.value, why, sizeof why);
     }
     if (err != 0) {
-        fprintf(stderr, "error: %s '%s' failed: %s\n", app->opt.cmd == CMD_GET ? "GET" : "SET",
-                app->opt.key, why);
+        fprintf(stderr, "error: %s\n", why); /* "GET 'k' failed: WRONGTYPE ..." */
         status = EXIT_RUNTIME;
     }
     pool_put(c); /* (12) one put on every path */
@@ -610,6 +614,7 @@ static void log_state(struct pool *p)
 static void run_until(struct app *app, struct clients *clients, int64_t duration_ms)
 {
     int64_t end = clock_deadline_ms(duration_ms);
+    int64_t since = clock_now_ms(); /* start of the interval reported next */
     uint64_t last_ok = 0, last_failed = 0;
     char why[POOL_WHY_SIZE];
     for (;;) {
@@ -622,14 +627,17 @@ static void run_until(struct app *app, struct clients *clients, int64_t duration
         if (clients != NULL) {
             struct clients_counts *n = clients_counts(clients);
             uint64_t ok = atomic_load(&n->ok), failed = atomic_load(&n->failed);
+            int64_t now = clock_now_ms();
+            double secs = (double)(now - since) / 1000.0;
+            since = now;
             if (failed > last_failed) {
                 clients_last_error(clients, why, sizeof why);
-                log_warn("demo: %llu ok, %llu failed in the last second (last error: %s)",
+                log_warn("demo: %llu ok, %llu failed in the last %.1f s (last error: %s)",
                          (unsigned long long)(ok - last_ok),
-                         (unsigned long long)(failed - last_failed), why);
+                         (unsigned long long)(failed - last_failed), secs, why);
             } else {
-                log_info("demo: %llu ok, 0 failed in the last second",
-                         (unsigned long long)(ok - last_ok));
+                log_info("demo: %llu ok, 0 failed in the last %.1f s",
+                         (unsigned long long)(ok - last_ok), secs);
             }
             last_ok = ok;
             last_failed = failed;
@@ -663,17 +671,21 @@ static void log_stats(struct pool *p)
 {
     struct pool_stats s;
     pool_stats(p, &s);
-    log_info("pool stats: %llu gets (%llu waited, %llu timed out), wait p50 %lld us, p99 %lld us, "
-             "max %lld us; %llu opened, %llu closed broken, %llu failed the check-out test",
+    log_info("pool stats: %llu gets (%llu of them waited: p50 %lld us, p99 %lld us, max %lld us), "
+             "%llu timed out; %llu opened; closed: %llu broken, %llu failed the check-out test, "
+             "%llu idle too long, %llu too old",
              (unsigned long long)s.gets, (unsigned long long)s.gets_waited,
-             (unsigned long long)s.gets_timed_out, (long long)s.wait_p50_us,
-             (long long)s.wait_p99_us, (long long)s.wait_max_us, (unsigned long long)s.created,
-             (unsigned long long)s.closed_broken, (unsigned long long)s.closed_invalid);
+             (long long)s.wait_p50_us, (long long)s.wait_p99_us, (long long)s.wait_max_us,
+             (unsigned long long)s.gets_timed_out, (unsigned long long)s.created,
+             (unsigned long long)s.closed_broken, (unsigned long long)s.closed_invalid,
+             (unsigned long long)s.closed_idle, (unsigned long long)s.closed_lifetime);
 }
 
 static int demo_main(struct app *app)
 {
     build_or_log(app);
+    if (cancel_token_is_cancelled(app->token))
+        return EXIT_OK; /* a signal during the build: nothing to start */
     struct clients_config cfg = {.threads = app->opt.clients, .leak = app->opt.leak};
     struct clients *clients;
     int err = clients_start(app->pool, &cfg, app->token, &clients);
@@ -686,14 +698,20 @@ static int demo_main(struct app *app)
              app->opt.leak ? " (--leak: each client keeps its first connection)" : "");
     run_until(app, clients, app->opt.duration_ms);
     cancel_token_cancel(app->token); /* the clients' token is a child: they stop */
-    /* (13) the drain: a waiting get returns at once, a command in flight
-     * ends within its socket timeout; past that bound, give up on them. */
-    unsigned left = clients_wait(clients, clock_deadline_ms(app->opt.command_timeout_ms + 1000));
+    /* (13) the drain: a waiting get returns at once; a connect in progress
+     * ends by its attempt's deadline (the connection timeout), a command or
+     * a PING within its socket timeout, and every later step sees the
+     * token. Past that bound (plus a second), give up on them. */
+    int64_t connect_ms = app->opt.pool.connection_timeout_ms == CLOCK_NO_DEADLINE
+                             ? 5000 /* pool.c's POOL_ATTEMPT_MS */
+                             : app->opt.pool.connection_timeout_ms;
+    int64_t bound_ms = connect_ms + app->opt.command_timeout_ms + 1000;
+    unsigned left = clients_wait(clients, clock_deadline_ms(bound_ms));
     if (left > 0) {
-        log_error("demo: %u client%s still running after the command timeout; exiting without "
+        log_error("demo: %u client%s still running %lld ms after the stop; exiting without "
                   "joining",
-                  left, left == 1 ? " is" : "s are");
-        if (app->embedded)
+                  left, left == 1 ? " is" : "s are", (long long)bound_ms);
+        if (atomic_exchange(&app->embedded, false))
             embed_abandon(&app->embed);
         _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
     }
@@ -706,7 +724,7 @@ static int demo_main(struct app *app)
         log_warn("demo: %u client%s stuck waiting for a connection when the demo ended", stuck,
                  stuck == 1 ? " was" : "s were");
     else if (stuck > 0)
-        log_info("demo: %u client%s in the queue at the end (%s returned ECANCELED)", stuck,
+        log_info("demo: %u client%s inside pool_get at the end (%s returned ECANCELED)", stuck,
                  stuck == 1 ? " was" : "s were", stuck == 1 ? "its get" : "their gets");
     log_stats(app->pool);
     clients_free(clients);
@@ -797,15 +815,15 @@ static int bench_main(struct app *app)
         log_error("check-out benchmark failed: %s", strerror(err));
         return err == ECANCELED ? interrupted_status(EXIT_RUNTIME) : EXIT_RUNTIME;
     }
-    printf("%llu GETs by %u threads on a pool of %u (%s, check-out test %s) in %.2f s: %.0f "
-           "ops/s; %llu gets waited, wait p50 %lld us, p99 %lld us, max %lld us\n",
-           (unsigned long long)ok, app->opt.clients, app->opt.pool.max_size,
-           app->opt.pool.barging ? "barging" : "FIFO hand-off",
+    printf("%llu GETs by %u thread%s on a pool of %u (%s, check-out test %s) in %.2f s: %.0f "
+           "ops/s; %llu of the gets waited: p50 %lld us, p99 %lld us, max %lld us\n",
+           (unsigned long long)ok, app->opt.clients, app->opt.clients == 1 ? "" : "s",
+           app->opt.pool.max_size, app->opt.pool.barging ? "barging" : "FIFO hand-off",
            app->opt.pool.test_on_check_out ? "on" : "off", secs, (double)ok / secs,
            (unsigned long long)s.gets_waited, (long long)s.wait_p50_us, (long long)s.wait_p99_us,
            (long long)s.wait_max_us);
     printf("RESULT pool_get_ops %.0f ops/s\n", (double)ok / secs);
-    printf("RESULT pool_gets_waited %.1f %%\n",
+    printf("RESULT pool_gets_waited %.2f %%\n",
            s.gets > 0 ? 100.0 * (double)s.gets_waited / (double)s.gets : 0.0);
     printf("RESULT pool_wait_p50 %lld us\n", (long long)s.wait_p50_us);
     printf("RESULT pool_wait_p99 %lld us\n", (long long)s.wait_p99_us);

@@ -216,7 +216,16 @@ static int parse_host(const char *text, size_t len, struct redis_url *u, char *w
     if (rest < len) { /* text[rest] is ':' */
         uint64_t port;
         if (!number(text + rest + 1, len - rest - 1, 65535, &port) || port == 0) {
-            quote(text + rest + 1, len - rest - 1, q);
+            /* Quoted only if it is digits: "redis://host:sekret" is more
+             * likely a password missing its '@' than a port. */
+            size_t n = len - rest - 1, digits = 0;
+            while (digits < n && text[rest + 1 + digits] >= '0' && text[rest + 1 + digits] <= '9')
+                digits++;
+            if (digits < n)
+                return set_why(why, why_size,
+                               "the port is not a number from 1 to 65535 (not shown: if it "
+                               "is a password, write redis://:PASSWORD@host)");
+            quote(text + rest + 1, n, q);
             return set_why(why, why_size, "port '%s' is not a number from 1 to 65535", q);
         }
         u->port = (uint16_t)port;

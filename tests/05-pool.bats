@@ -273,11 +273,11 @@ and another"; do
     local demo=$BG_PID err=$BG_ERR
     wait_for_log "$err" 'demo: [1-9][0-9]* ok' 10
     kill -STOP "$REDIS_PID"
-    wait_for_log "$err" 'demo: [0-9]+ ok, [1-9][0-9]* failed in the last second' 10
+    wait_for_log "$err" 'demo: [0-9]+ ok, [1-9][0-9]* failed in the last [0-9.]+ s' 10
     kill -CONT "$REDIS_PID"
     local mark
     mark=$(wc -l <"$err")
-    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last second' 10
+    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last [0-9.]+ s' 10
     local n
     n=$(redis_clients)
     ((n <= 4)) || fail "redis sees $n clients from a pool of 4"
@@ -294,14 +294,14 @@ and another"; do
     local demo=$BG_PID err=$BG_ERR
     wait_for_log "$err" 'demo: [1-9][0-9]* ok' 10
     redis_kill
-    wait_for_log "$err" 'demo: [0-9]+ ok, [1-9][0-9]* failed in the last second' 10
+    wait_for_log "$err" 'demo: [0-9]+ ok, [1-9][0-9]* failed in the last [0-9.]+ s' 10
     sleep 1.5 # deliberate: redis stays down a while before the restart
     redis_restart
     local mark
     mark=$(wc -l <"$err")
     # Service resumes: commands succeed again, and the pool is back to at
     # least min_idle connections, as the server sees it too.
-    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last second' 10
+    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last [0-9.]+ s' 10
     wait_for_log_after "$err" "$mark" 'pool state: connections=([3-9]|[1-9][0-9]+) ' 10
     local n
     n=$(redis_clients)
@@ -343,7 +343,7 @@ and another"; do
     run -0 redis_cli CLIENT KILL TYPE normal
     local mark
     mark=$(wc -l <"$err")
-    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last second' 10
+    wait_for_log_after "$err" "$mark" 'demo: [1-9][0-9]* ok, 0 failed in the last [0-9.]+ s' 10
     local n
     n=$(redis_clients)
     ((n >= 2 && n <= 4)) || fail "redis sees $n clients after CLIENT KILL (expected 2 to 4)"
@@ -353,6 +353,41 @@ and another"; do
 }
 
 # --- failures: password, URL, unreachable -----------------------------------
+
+@test "pool: a demo against a wrong password backs off instead of reconnecting in a loop" {
+    redis_start redis --requirepass "right-pw-4242"
+    local before after
+    before=$(redis_cli INFO stats | tr -d '\r' | awk -F: '/^total_connections_received:/ { print $2 }')
+    run -0 --separate-stderr timeout 30 "$BIN" demo --clients 8 --duration 2s \
+        --url "redis://:wrong-pw-9999@127.0.0.1:$REDIS_PORT"
+    after=$(redis_cli INFO stats | tr -d '\r' | awk -F: '/^total_connections_received:/ { print $2 }')
+    # The pool's backoff (200 ms doubling) allows a handful of attempts in
+    # 2 s; a loop without one made thousands.
+    (((after - before) < 60)) || fail "$((after - before)) connections in 2 s with a wrong password"
+    [[ $stderr =~ AUTH\ failed ]] || fail "stderr: $stderr"
+    [[ $stderr != *wrong-pw-9999* ]] || fail "the password was printed"
+}
+
+@test "pool: SIGTERM mid-demo against a server that stopped answering exits 0 within the drain bound" {
+    redis_start redis
+    # The defaults otherwise (the check-out PING on): a client may be in a
+    # PING, a command or a connect when the signal comes.
+    start_bg demo 60 "$BIN" demo --url "$REDIS_URL" --clients 8 --max-size 4 --min-idle 2 \
+        --connection-timeout 1s --command-timeout 500ms --duration 30s
+    local demo=$BG_PID err=$BG_ERR start took
+    wait_for_log "$err" 'demo: [1-9][0-9]* ok' 10
+    kill -STOP "$REDIS_PID"
+    sleep 0.3 # deliberate: commands are now stuck in flight
+    start=$(now_ms)
+    signal_bg TERM "$demo"
+    wait_exit "$demo" 10
+    took=$(elapsed_ms "$start")
+    kill -CONT "$REDIS_PID"
+    assert_equal "$EXIT_STATUS" 0
+    grep -q 'shutdown complete' "$err" || fail "no 'shutdown complete' in: $(cat "$err")"
+    # The bound: a connect (1 s) plus a command (0.5 s) plus 1 s.
+    ((took < 2500 + 2000)) || fail "took $took ms"
+}
 
 @test "pool: a wrong password fails at once with exit 1 and AUTH failed, never printing it" {
     redis_start redis --requirepass "right-pw-4242"

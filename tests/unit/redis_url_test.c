@@ -160,12 +160,18 @@ static void test_bad(void)
     bad("redis://h:0", "port '0' is not a number from 1 to 65535");
     bad("redis://h:65536", "port '65536' is not a number from 1 to 65535");
     bad("redis://h:99999", "port '99999' is not a number from 1 to 65535");
-    bad("redis://h:-1", "port '-1' is not a number from 1 to 65535");
-    bad("redis://h:+1", "port '+1' is not a number from 1 to 65535");
-    bad("redis://h: 1", "port ' 1' is not a number from 1 to 65535");
+    bad("redis://h:-1", "the port is not a number from 1 to 65535 (not shown: if it is a password, "
+                        "write redis://:PASSWORD@host)");
+    bad("redis://h:+1", "the port is not a number from 1 to 65535 (not shown: if it is a password, "
+                        "write redis://:PASSWORD@host)");
+    bad("redis://h: 1", "the port is not a number from 1 to 65535 (not shown: if it is a password, "
+                        "write redis://:PASSWORD@host)");
     bad("redis://h:99999999999999999999999", "port '99999999999999999999999' is not a number "
                                              "from 1 to 65535");
-    bad("redis://h:1x", "port '1x' is not a number from 1 to 65535");
+    bad("redis://h:1x", "the port is not a number from 1 to 65535 (not shown: if it is a password, "
+                        "write redis://:PASSWORD@host)");
+    bad("redis://h:sekret", "the port is not a number from 1 to 65535 (not shown: if it is a "
+                            "password, write redis://:PASSWORD@host)");
     bad("redis://h/x", "database 'x' is not a number from 0 to 2147483647");
     bad("redis://h//", "database '/' is not a number from 0 to 2147483647");
     bad("redis://h/1/", "database '1/' is not a number from 0 to 2147483647");
