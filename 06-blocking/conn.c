@@ -46,19 +46,21 @@
 /* The careful close: read and discard for at most this long and this
  * much (a refusal at the cap waits less: it holds a descriptor and is
  * not counted against the cap). */
-#define CONN_LINGER_MS         1000
-#define CONN_REFUSE_LINGER_MS  100
-#define CONN_LINGER_BYTES      (256 * 1024)
+#define CONN_LINGER_MS        1000
+#define CONN_REFUSE_LINGER_MS 100
+#define CONN_LINGER_BYTES     (256 * 1024)
 
 /* What the client of "Expect: 100-continue" waits for (RFC 9110 15.2.1). */
 static const char CONN_CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* The throughput route's two answers, formatted once: GET / costs one
  * write and no allocation. */
-#define CONN_OK_KEEP "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n" \
-                     "Content-Length: 3\r\n\r\nok\n"
-#define CONN_OK_CLOSE "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n" \
-                      "Content-Length: 3\r\nConnection: close\r\n\r\nok\n"
+#define CONN_OK_KEEP                                                                               \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"                               \
+    "Content-Length: 3\r\n\r\nok\n"
+#define CONN_OK_CLOSE                                                                              \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"                               \
+    "Content-Length: 3\r\nConnection: close\r\n\r\nok\n"
 
 /* --- small helpers ---------------------------------------------------- */
 
@@ -206,8 +208,7 @@ static void conn_respond_raw(struct conn *c, const char *head, size_t head_len, 
 
 /* conn_respond: a small text response (fits in c->head), keeping the
  * connection if `keep` and the client and the shutdown allow. */
-static void conn_respond(struct conn *c, int status, bool keep, const char *extra,
-                         const char *text)
+static void conn_respond(struct conn *c, int status, bool keep, const char *extra, const char *text)
 {
     c->keep = keep && c->req.keep_alive && !conn_shutting_down(c);
     size_t n = http_format_response(c->head, sizeof c->head, status, c->keep, extra, text,
@@ -221,9 +222,10 @@ static void conn_respond_body(struct conn *c, int status, const char *content_ty
                               size_t len)
 {
     c->keep = c->req.keep_alive && !conn_shutting_down(c);
-    int n = snprintf(c->head, sizeof c->head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-                     http_reason(status), content_type, len, c->keep ? "" : "Connection: close\r\n");
+    int n =
+        snprintf(c->head, sizeof c->head,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
+                 http_reason(status), content_type, len, c->keep ? "" : "Connection: close\r\n");
     bool head_only = c->req.method == HTTP_HEAD;
     conn_respond_raw(c, c->head, (size_t)n, head_only ? NULL : body, len, body);
 }
@@ -510,8 +512,7 @@ static enum conn_check conn_route_check(struct conn *c)
         conn_respond(c, 400, false, NULL, "a password is at most 72 bytes\n");
         return CONN_CHECK_ANSWERED;
     }
-    if (verify && !r->chunked &&
-        r->content_length > CONN_HASH_LINE_MAX + 1 + BCRYPT_MAX_PASSWORD) {
+    if (verify && !r->chunked && r->content_length > CONN_HASH_LINE_MAX + 1 + BCRYPT_MAX_PASSWORD) {
         conn_respond(c, 400, false, NULL, "expected HASH, a newline, then the password\n");
         return CONN_CHECK_ANSWERED;
     }
@@ -604,7 +605,7 @@ static bool conn_step_head(struct conn *c)
 {
     struct server *s = c->sl->srv;
     if (c->len == 0)
-        return false; /* idle: the idle deadline runs */
+        return false;  /* idle: the idle deadline runs */
     if (!c->started) { /* (the request deadline runs from the first byte) */
         c->started = true;
         conn_set_deadline(c, clock_deadline_ms(s->cfg.request_timeout_ms));

@@ -31,12 +31,12 @@
 #include <stdint.h>
 
 enum conn_state {
-    CONN_READ_HEAD,  /* waiting for (the rest of) a request head; idle when no byte has come */
-    CONN_READ_BODY,  /* the head is in: reading its body (Content-Length or chunked) */
-    CONN_WAIT_POOL,  /* a job runs for it: not reading, not writing (interest 0) */
-    CONN_WRITE,      /* writing a response (LOOP_WRITE interest only while it is pending) */
-    CONN_LINGER,     /* response sent, write side shut: reading and discarding before close */
-    CONN_CLOSED,     /* socket closed; the memory waits for the job's completion */
+    CONN_READ_HEAD, /* waiting for (the rest of) a request head; idle when no byte has come */
+    CONN_READ_BODY, /* the head is in: reading its body (Content-Length or chunked) */
+    CONN_WAIT_POOL, /* a job runs for it: not reading, not writing (interest 0) */
+    CONN_WRITE,     /* writing a response (LOOP_WRITE interest only while it is pending) */
+    CONN_LINGER,    /* response sent, write side shut: reading and discarding before close */
+    CONN_CLOSED,    /* socket closed; the memory waits for the job's completion */
 };
 
 /* The routes that run a job (on the pool, or on the loop with --inline). */
@@ -53,53 +53,53 @@ enum conn_route {
  * and completion, when only the pool thread running it touches it (the
  * pool's queue lock and loop_post's lock order the hand-overs). */
 struct conn_job {
-    struct conn *conn;        /* whose job it is */
-    enum conn_route route;    /* what to run */
-    unsigned cost;            /* bcrypt cost (hash) */
-    const char *in;           /* the body (hash, compress) or the password (verify), in conn's
-                                 buffer, which does not move while the job runs */
-    size_t in_len;            /* its length */
+    struct conn *conn;             /* whose job it is */
+    enum conn_route route;         /* what to run */
+    unsigned cost;                 /* bcrypt cost (hash) */
+    const char *in;                /* the body (hash, compress) or the password (verify), in conn's
+                                      buffer, which does not move while the job runs */
+    size_t in_len;                 /* its length */
     char hash[CONN_HASH_LINE_MAX]; /* verify: the hash line, NUL-terminated */
-    size_t max_out;           /* compress: the most output accepted */
-    int err;                  /* the result: 0 or an E* code */
-    bool match;               /* verify: the password matched */
+    size_t max_out;                /* compress: the most output accepted */
+    int err;                       /* the result: 0 or an E* code */
+    bool match;                    /* verify: the password matched */
     char result[BCRYPT_HASH_SIZE]; /* hash: "$2b$..." */
-    void *out;                /* compress: the zstd frame (malloc'd; the response frees it) */
-    size_t out_len;           /* its length */
-    char why[128];            /* on error: the reason (never the password) */
+    void *out;                     /* compress: the zstd frame (malloc'd; the response frees it) */
+    size_t out_len;                /* its length */
+    char why[128];                 /* on error: the reason (never the password) */
 };
 
 struct conn {
-    struct server_loop *sl;   /* the loop that owns it */
-    struct conn *prev, *next; /* neighbours in sl->conns */
-    uint64_t id;              /* per loop, 1, 2, ... (log lines) */
-    int fd;                   /* the socket (non-blocking), -1 once closed */
-    enum conn_state state;    /* where it stands (see the diagram above) */
-    unsigned interest;        /* the LOOP_* interest registered for fd now */
-    bool refused;             /* a refusal (cap or shutdown): one 503 and close, no buffer */
-    char *buf;                /* bytes read and not yet consumed (NULL for a refusal) */
-    size_t cap;               /* buf's size */
-    size_t len;               /* bytes in buf */
-    bool started;             /* a request's first byte is in: the request deadline runs */
-    bool in_flight;           /* counted in srv->in_flight (head parsed, not answered) */
-    struct http_request req;  /* the request being served (its pointers into buf) */
-    size_t target_off;        /* req.target's offset in buf (buf moves when it grows) */
+    struct server_loop *sl;      /* the loop that owns it */
+    struct conn *prev, *next;    /* neighbours in sl->conns */
+    uint64_t id;                 /* per loop, 1, 2, ... (log lines) */
+    int fd;                      /* the socket (non-blocking), -1 once closed */
+    enum conn_state state;       /* where it stands (see the diagram above) */
+    unsigned interest;           /* the LOOP_* interest registered for fd now */
+    bool refused;                /* a refusal (cap or shutdown): one 503 and close, no buffer */
+    char *buf;                   /* bytes read and not yet consumed (NULL for a refusal) */
+    size_t cap;                  /* buf's size */
+    size_t len;                  /* bytes in buf */
+    bool started;                /* a request's first byte is in: the request deadline runs */
+    bool in_flight;              /* counted in srv->in_flight (head parsed, not answered) */
+    struct http_request req;     /* the request being served (its pointers into buf) */
+    size_t target_off;           /* req.target's offset in buf (buf moves when it grows) */
     struct http_chunked chunked; /* the chunked decoder, when req.chunked */
-    size_t chunk_in;          /* the first byte of buf not yet fed to the decoder */
-    size_t body_len;          /* the body's length once read (it starts at req.head_len) */
-    bool keep;                /* the response being written keeps the connection open */
-    char head[512];           /* a small response, or the head before a large body */
-    const char *out[2];       /* the response's two pieces: head, then body (or NULL) */
-    size_t out_len[2];        /* their lengths */
-    size_t out_off;           /* bytes of out[0] + out[1] written so far */
-    void *out_owned;          /* a malloc'd body among out[] (freed once written) */
-    int64_t deadline;         /* when this state times out (clock_now_ms), -1: never */
-    uint64_t timer;           /* the loop timer armed for it, or 0 */
-    int64_t timer_due;        /* when that timer fires */
-    bool job_out;             /* a job has been submitted and its completion has not run */
-    struct conn_job job;      /* the job (see above) */
-    unsigned served;          /* responses written */
-    size_t discarded;         /* bytes read and dropped while lingering */
+    size_t chunk_in;             /* the first byte of buf not yet fed to the decoder */
+    size_t body_len;             /* the body's length once read (it starts at req.head_len) */
+    bool keep;                   /* the response being written keeps the connection open */
+    char head[512];              /* a small response, or the head before a large body */
+    const char *out[2];          /* the response's two pieces: head, then body (or NULL) */
+    size_t out_len[2];           /* their lengths */
+    size_t out_off;              /* bytes of out[0] + out[1] written so far */
+    void *out_owned;             /* a malloc'd body among out[] (freed once written) */
+    int64_t deadline;            /* when this state times out (clock_now_ms), -1: never */
+    uint64_t timer;              /* the loop timer armed for it, or 0 */
+    int64_t timer_due;           /* when that timer fires */
+    bool job_out;                /* a job has been submitted and its completion has not run */
+    struct conn_job job;         /* the job (see above) */
+    unsigned served;             /* responses written */
+    size_t discarded;            /* bytes read and dropped while lingering */
 };
 
 /* conn_accept: take over accepted socket fd (non-blocking already) on

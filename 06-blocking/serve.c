@@ -40,10 +40,10 @@ enum { SERVE_EXIT_OK = 0, SERVE_EXIT_RUNTIME = 1, SERVE_EXIT_USAGE = 2, SERVE_CO
 #define HOUR_MS (3600 * 1000)
 
 struct serve_config {
-    const char *bind;               /* --bind as given, for messages */
-    int64_t grace_ms;               /* --shutdown-timeout */
-    struct server_config server;    /* the rest */
-    struct blocking_config pool;    /* the pool (max threads from --blocking-threads) */
+    const char *bind;            /* --bind as given, for messages */
+    int64_t grace_ms;            /* --shutdown-timeout */
+    struct server_config server; /* the rest */
+    struct blocking_config pool; /* the pool (max threads from --blocking-threads) */
 };
 
 static void serve_usage(FILE *out)
@@ -250,8 +250,8 @@ static int serve_configure(struct serve_config *cfg, int argc, char **argv)
  * only atomics). Not a mutable global in spirit: set once before the
  * signal listener starts, read by it. */
 struct serve_app {
-    struct server server;        /* the loops */
-    struct blocking_pool *pool;  /* the pool, or NULL with --inline */
+    struct server server;       /* the loops */
+    struct blocking_pool *pool; /* the pool, or NULL with --inline */
 };
 
 /* serve_on_force: the second signal: say what is abandoned (atomics only). */
@@ -274,7 +274,8 @@ static void serve_drain(struct serve_app *app, int64_t grace_ms)
     int64_t deadline = clock_deadline_ms(grace_ms);
     log_info("draining: %u connections open, %llu requests in flight, %llu waiting for jobs; "
              "grace period %lld ms",
-             atomic_load(&app->server.open), (unsigned long long)atomic_load(&app->server.in_flight),
+             atomic_load(&app->server.open),
+             (unsigned long long)atomic_load(&app->server.in_flight),
              (unsigned long long)atomic_load(&app->server.jobs_waiting), (long long)grace_ms);
     /* (1) The pool: queued jobs dropped (their completions, ECANCELED,
      * answer 503), running ones waited for. Their completions are posted

@@ -146,8 +146,8 @@ static void server_backoff(struct server_loop *sl, int err)
     }
     loop_watch(sl->loop, sl->listen_fd, 0, server_on_listen, sl);
     sl->accepting = false;
-    sl->backoff = loop_timer_at(sl->loop, clock_deadline_ms(SERVER_BACKOFF_MS),
-                                server_backoff_done, sl);
+    sl->backoff =
+        loop_timer_at(sl->loop, clock_deadline_ms(SERVER_BACKOFF_MS), server_backoff_done, sl);
     if (sl->backoff == 0) /* no timer: try again next turn rather than never */
         server_backoff_done(sl->loop, sl);
 }
@@ -164,8 +164,8 @@ static void server_accept_batch(struct server_loop *sl, bool refusing)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            if (!refusing && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                              errno == ENOMEM)) {
+            if (!refusing &&
+                (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
                 server_backoff(sl, errno);
                 return;
             }
@@ -372,7 +372,8 @@ size_t server_stats_text(struct server *s, char *out, size_t size, bool reset)
         PUT("pool none (--inline: jobs run on the loops)\n");
     }
     PUT("connections open=%u accepted=%llu refused=%llu\n", atomic_load(&s->open),
-        (unsigned long long)atomic_load(&s->accepted), (unsigned long long)atomic_load(&s->refused));
+        (unsigned long long)atomic_load(&s->accepted),
+        (unsigned long long)atomic_load(&s->refused));
     PUT("requests answered=%llu in_flight=%llu waiting_for_jobs=%llu\n",
         (unsigned long long)atomic_load(&s->requests),
         (unsigned long long)atomic_load(&s->in_flight),

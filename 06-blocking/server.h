@@ -51,36 +51,36 @@ struct conn;
 /* One loop of the server and what it owns. Only its own thread touches
  * the fields below `loop`, except where a field says otherwise. */
 struct server_loop {
-    struct server *srv;    /* the server it belongs to */
-    unsigned index;        /* 0, 1, ... (thread name loop-INDEX) */
-    struct loop *loop;     /* the event loop (loop.h) */
-    pthread_t thread;      /* the thread running it (joined by server_stop) */
-    bool started;          /* the thread was created (main thread only) */
-    int listen_fd;         /* its own listening socket (SO_REUSEPORT), -1 once closed */
-    bool accepting;        /* listen_fd is watched for reads (false during EMFILE backoff) */
-    uint64_t backoff;      /* the timer that re-arms the listener after EMFILE, or 0 */
-    bool emfile_logged;    /* the current EMFILE episode has been logged */
-    bool full_logged;      /* the current episode at the connection cap has been logged */
-    bool cancelled;        /* on_cancel ran: shutting down */
-    struct conn *conns;    /* the connections it owns (a doubly linked list) */
-    size_t nconns;         /* how many */
-    uint64_t next_id;      /* the next connection's id (per loop, for the log) */
+    struct server *srv; /* the server it belongs to */
+    unsigned index;     /* 0, 1, ... (thread name loop-INDEX) */
+    struct loop *loop;  /* the event loop (loop.h) */
+    pthread_t thread;   /* the thread running it (joined by server_stop) */
+    bool started;       /* the thread was created (main thread only) */
+    int listen_fd;      /* its own listening socket (SO_REUSEPORT), -1 once closed */
+    bool accepting;     /* listen_fd is watched for reads (false during EMFILE backoff) */
+    uint64_t backoff;   /* the timer that re-arms the listener after EMFILE, or 0 */
+    bool emfile_logged; /* the current EMFILE episode has been logged */
+    bool full_logged;   /* the current episode at the connection cap has been logged */
+    bool cancelled;     /* on_cancel ran: shutting down */
+    struct conn *conns; /* the connections it owns (a doubly linked list) */
+    size_t nconns;      /* how many */
+    uint64_t next_id;   /* the next connection's id (per loop, for the log) */
 };
 
 struct server {
-    struct server_config cfg;   /* set by server_init, read-only afterwards */
-    struct cancel_token *token; /* cancelled at shutdown (each loop's on_cancel then runs) */
-    struct blocking_pool *pool; /* where the jobs run (unused with --inline) */
-    struct server_loop *loops;  /* cfg.loops of them */
-    uint16_t port;              /* the port actually bound (differs from cfg.port when 0) */
-    struct waitgroup live;      /* connections not yet freed (the drain waits for zero) */
-    atomic_uint open;           /* connections open now, for the cap (seq_cst) */
-    atomic_uint_fast64_t accepted;  /* connections accepted since start */
-    atomic_uint_fast64_t refused;   /* ... answered 503 at the cap or at shutdown */
-    atomic_uint_fast64_t requests;  /* responses written whole */
-    atomic_uint_fast64_t in_flight; /* requests past their head and not yet answered */
+    struct server_config cfg;          /* set by server_init, read-only afterwards */
+    struct cancel_token *token;        /* cancelled at shutdown (each loop's on_cancel then runs) */
+    struct blocking_pool *pool;        /* where the jobs run (unused with --inline) */
+    struct server_loop *loops;         /* cfg.loops of them */
+    uint16_t port;                     /* the port actually bound (differs from cfg.port when 0) */
+    struct waitgroup live;             /* connections not yet freed (the drain waits for zero) */
+    atomic_uint open;                  /* connections open now, for the cap (seq_cst) */
+    atomic_uint_fast64_t accepted;     /* connections accepted since start */
+    atomic_uint_fast64_t refused;      /* ... answered 503 at the cap or at shutdown */
+    atomic_uint_fast64_t requests;     /* responses written whole */
+    atomic_uint_fast64_t in_flight;    /* requests past their head and not yet answered */
     atomic_uint_fast64_t jobs_waiting; /* connections waiting for a job (pool or inline) */
-    atomic_uint_fast64_t cancelled; /* jobs dropped at shutdown (their clients got 503) */
+    atomic_uint_fast64_t cancelled;    /* jobs dropped at shutdown (their clients got 503) */
 };
 
 /* server_init: bind cfg->loops listening sockets on host:port (port 0:
