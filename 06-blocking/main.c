@@ -1,0 +1,50 @@
+/* main.c - chapter 06: spawn_blocking next to an event loop, and the
+ * blocking work itself as command-line tools.
+ *
+ * tokio counterpart: a #[tokio::main] whose handlers hand bcrypt and zstd
+ * to spawn_blocking, and a clap front end with one subcommand per job.
+ *
+ * For now this routes only the tools (tools.c): hash, verify, compress,
+ * decompress. The server's commands (serve, demo) join here when they
+ * land; main stays a router: signals first, then one call per command.
+ */
+#include "signals.h"
+#include "tools.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Exit statuses, the same in every program of the repository. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *out)
+{
+    tools_usage(out);
+}
+
+int main(int argc, char **argv)
+{
+    /* First, before any thread: SIGINT/SIGTERM blocked for the listener,
+     * SIGPIPE and SIGXFSZ ignored (a full file is EFBIG, not a death). */
+    int err = signals_init();
+    if (err != 0) {
+        fprintf(stderr, "error: cannot set up signals: %s\n", strerror(err));
+        return EXIT_RUNTIME;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "error: missing command: expected hash, verify, compress or decompress "
+                        "(see --help)\n");
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (tools_is_command(argv[1]))
+        return tools_main(argc - 1, argv + 1);
+    fprintf(stderr,
+            "error: unknown command '%s': expected hash, verify, compress or decompress "
+            "(see --help)\n",
+            argv[1]);
+    return EXIT_USAGE;
+}
