@@ -323,3 +323,11 @@ interrupt_compress() {
     unit_test zstdio_test zstdio.c cancel.c
     assert_output --partial "zstdio: all checks pass"
 }
+
+# --- the event loop ------------------------------------------------------------
+
+@test "blocking: unit tests of the event loop" {
+    # loop_test.c includes loop.c itself (it reads the wake-pipe counters).
+    unit_test loop_test cancel.c log.c net.c thread.c
+    assert_output --partial "loop: all checks pass"
+}
