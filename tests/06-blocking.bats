@@ -30,7 +30,8 @@ unit_test() {
     for f in "$@"; do srcs+=("$dir/$f"); done
     # shellcheck disable=SC2086 # $san is several words or none
     run -0 cc -std=c11 -D_POSIX_C_SOURCE=200809L -DLOCK_ERRORCHECK=1 -O1 -g -pthread -Wall -Wextra \
-        -Werror $san -I "$dir" -o "$exe" "$ROOT/tests/unit/$name.c" "${srcs[@]}" -lzstd -lcrypt
+        -Werror $san ${UNIT_CFLAGS-} -I "$dir" -o "$exe" "$ROOT/tests/unit/$name.c" "${srcs[@]}" \
+        -lzstd -lcrypt
     run -0 timeout 120 "$exe"
 }
 
@@ -330,4 +331,12 @@ interrupt_compress() {
     # loop_test.c includes loop.c itself (it reads the wake-pipe counters).
     unit_test loop_test cancel.c log.c net.c thread.c
     assert_output --partial "loop: all checks pass"
+}
+
+# --- the blocking pool -----------------------------------------------------------
+
+@test "blocking: unit tests of the pool against a stand-in loop" {
+    # BLOCKING_TEST_HOOKS: the test simulates a failing pthread_create.
+    UNIT_CFLAGS=-DBLOCKING_TEST_HOOKS unit_test blocking_test blocking.c cancel.c log.c thread.c
+    assert_output --partial "blocking: all checks pass"
 }
