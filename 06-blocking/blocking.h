@@ -53,9 +53,10 @@ int blocking_pool_new(const struct blocking_config *cfg, struct blocking_pool **
 /* blocking_submit: queue work(arg, token) and, once it has run (or been
  * dropped), done(loop, arg, status) on `loop`. `cpu`: the job is
  * CPU-heavy and waits for a permit before it runs. Never blocks on the
- * work (a mutex held to queue; a thread may be created). Returns 0, or
- * EPIPE once shutdown has begun (nothing queued, done never called), or
- * ENOMEM. A failure to create a thread is not an error: the job waits for
+ * work (a mutex held to queue; a thread may be created, and threads that
+ * left on keep-alive joined: they have returned, so the join is short).
+ * Returns 0, or EPIPE once shutdown has begun (nothing queued, done never
+ * called), or ENOMEM. A failure to create a thread is not an error: the job waits for
  * a thread that exists (logged once per burst). */
 int blocking_submit(struct blocking_pool *p, bool cpu, blocking_work_fn *work,
                     blocking_done_fn *done, void *arg, struct loop *loop);
@@ -68,6 +69,7 @@ struct blocking_stats {
     unsigned queued;       /* jobs waiting for a thread or a CPU permit */
     uint64_t completed;    /* jobs that ran to the end */
     uint64_t spawn_failed; /* pthread_create failures (the job queued instead) */
+    uint64_t post_failed;  /* completions loop_post refused (a loop gone too early): done lost */
 };
 void blocking_stats(struct blocking_pool *p, struct blocking_stats *st);
 

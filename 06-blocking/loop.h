@@ -57,7 +57,7 @@ int loop_new(const char *name, struct cancel_token *token, loop_task_fn *on_canc
 /* loop_watch: set fd's interest to `events` (LOOP_READ | LOOP_WRITE; 0
  * keeps the fd registered but asks for nothing), and its callback. The
  * first call registers fd; later calls change interest or callback.
- * Loop thread only. Returns 0, or ENOMEM. */
+ * Loop thread only. Returns 0, ENOMEM, or EBADF for a negative fd. */
 int loop_watch(struct loop *l, int fd, unsigned events, loop_fd_fn *fn, void *arg);
 
 /* loop_unwatch: forget fd (before closing it). Safe from inside fd's own
@@ -80,10 +80,10 @@ void loop_timer_cancel(struct loop *l, uint64_t id);
  * finished (loop_run returned): the task will not run. */
 int loop_post(struct loop *l, loop_task_fn *fn, void *arg);
 
-/* loop_run: run turns until loop_stop. Call it on the thread that is to
- * be the loop (loop_main does, for pthread_create). Starts the heartbeat:
- * a timer every LOOP_HEARTBEAT_MS whose lateness (fired minus due) is
- * recorded. Returns 0, or an E* code if poll fails for another reason
+/* loop_run: run turns until loop_stop. Call it once per loop, on the
+ * thread that is to be the loop (loop_main does, for pthread_create).
+ * Starts the heartbeat: a timer every LOOP_HEARTBEAT_MS whose lateness
+ * (fired minus due) is recorded. Returns 0, or an E* code if poll fails for another reason
  * than EINTR. */
 int loop_run(struct loop *l);
 
@@ -99,10 +99,10 @@ void loop_stop(struct loop *l);
 #define LOOP_HEARTBEAT_MS 10
 
 struct loop_heartbeat {
-    uint64_t beats;     /* heartbeats recorded */
-    int64_t max_us;     /* the latest one was this late */
-    int64_t p99_us;     /* 99th percentile of lateness */
-    int64_t p50_us;     /* median lateness */
+    uint64_t beats; /* heartbeats recorded */
+    int64_t max_us; /* the most late beat was this late */
+    int64_t p99_us; /* 99th percentile of lateness */
+    int64_t p50_us; /* median lateness */
 };
 
 /* loop_heartbeat: the figures since loop_new (or the last reset).

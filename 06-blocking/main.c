@@ -1,40 +1,58 @@
-/* main.c - chapter 06: `blocking`, an event loop per core and a blocking
- * pool for CPU work.
+/* main.c - chapter 06: spawn_blocking next to an event loop, and the
+ * blocking work itself as command-line tools.
  *
- * tokio counterpart: a #[tokio::main] whose subcommands are clap's.
+ * tokio counterpart: a #[tokio::main] whose handlers hand bcrypt and zstd
+ * to spawn_blocking, and a clap front end with one subcommand per job.
  *
- * This branch's main.c carries only `serve` (serve.c); the tools'
- * subcommands (hash, verify, compress, decompress, demo) are merged in
- * beside it.
+ * It routes the tools (tools.c: hash, verify, compress, decompress) and
+ * the server (serve.c: serve); main stays a router: signals first, then
+ * one call per command.
  */
 #include "server.h"
+#include "signals.h"
+#include "tools.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* Exit statuses, the same in every program of the repository. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: blocking COMMAND [options]\n"
-                 "\n"
-                 "commands:\n"
-                 "  serve [--bind HOST:PORT] [--loops N] ...   the HTTP server (serve --help)\n"
-                 "\n"
-                 "exit status: 0 success, 1 run-time failure, 2 usage error,\n"
-                 "             130/143 interrupted by SIGINT/SIGTERM\n");
+    tools_usage(out);
+    fprintf(out, "\n"
+                 "  blocking serve [--bind HOST:PORT] [--loops N] ...\n"
+                 "      HTTP/1.1 on one event loop per CPU, hashing and compression on the\n"
+                 "      blocking pool (blocking serve --help for its routes and options)\n");
 }
 
 int main(int argc, char **argv)
 {
+    /* First, before any thread: SIGINT/SIGTERM blocked for the listener,
+     * SIGPIPE and SIGXFSZ ignored (a full file is EFBIG, not a death). */
+    int err = signals_init();
+    if (err != 0) {
+        fprintf(stderr, "error: cannot set up signals: %s\n", strerror(err));
+        return EXIT_RUNTIME;
+    }
     if (argc < 2) {
-        usage(stderr);
-        return 2;
+        fprintf(stderr,
+                "error: missing command: expected serve, hash, verify, compress or decompress "
+                "(see --help)\n");
+        return EXIT_USAGE;
     }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
-        return 0;
+        return EXIT_OK;
     }
+    if (tools_is_command(argv[1]))
+        return tools_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return serve_main(argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command '%s' (see --help)\n", argv[1]);
-    return 2;
+    fprintf(stderr,
+            "error: unknown command '%s': expected serve, hash, verify, compress or decompress "
+            "(see --help)\n",
+            argv[1]);
+    return EXIT_USAGE;
 }
