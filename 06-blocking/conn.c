@@ -276,7 +276,10 @@ static bool conn_after_write(struct conn *c)
         c->in_flight = false;
         atomic_fetch_sub(&s->in_flight, 1);
     }
-    if (!c->keep) {
+    /* Shutdown may have begun while this response was being written (or
+     * was waiting for its job): the connection closes instead of going
+     * back to idle, since on_cancel's pass over the idle ones is over. */
+    if (!c->keep || conn_shutting_down(c)) {
         conn_linger(c);
         return false;
     }
@@ -337,9 +340,12 @@ static bool conn_write(struct conn *c)
             /* Write interest only now, and read interest off: a client
              * that does not read its responses is not read from either
              * (the pipelining bound). The write has a deadline of its
-             * own, as in 02. */
-            conn_interest(c, LOOP_WRITE);
-            conn_set_deadline(c, clock_deadline_ms(c->sl->srv->cfg.request_timeout_ms));
+             * own, as in 02, set at its first wait: a client that reads a
+             * byte now and then does not push it back. */
+            if (c->interest != LOOP_WRITE) { /* the first wait of this response */
+                conn_interest(c, LOOP_WRITE);
+                conn_set_deadline(c, clock_deadline_ms(c->sl->srv->cfg.request_timeout_ms));
+            }
             return false;
         }
         conn_close(c, strerror(errno));
