@@ -64,18 +64,19 @@ static const char CONN_CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* --- small helpers ---------------------------------------------------- */
 
-/* conn_interest: register `events` for the socket, if that changes it
- * (interest stays registered in the loop: no call per wait). */
-static void conn_interest(struct conn *c, unsigned events);
-
 static void conn_on_fd(struct loop *l, int fd, unsigned ready, void *arg);
 static void conn_on_timer(struct loop *l, void *arg);
 
+/* conn_shutting_down: has this loop's on_cancel run? A plain field of the
+ * loop (set on this thread), not an atomic load of the token: every
+ * response asks. */
 static bool conn_shutting_down(const struct conn *c)
 {
     return c->sl->cancelled;
 }
 
+/* conn_interest: register `events` for the socket, if that changes it
+ * (interest stays registered in the loop: no call per wait). */
 static void conn_interest(struct conn *c, unsigned events)
 {
     if (c->fd < 0 || c->interest == events)
@@ -787,10 +788,12 @@ static void conn_on_fd(struct loop *l, int fd, unsigned ready, void *arg)
         conn_discard(c);
         break;
     case CONN_WAIT_POOL:
-        /* Interest 0, yet poll reports errors and hang-ups always: the
-         * client is gone (a reset). Close the socket now, or poll would
-         * report it every turn; the completion finds the connection
-         * closed and frees it. */
+        /* Interest 0. loop.c leaves such an fd out of poll altogether, so
+         * a client that vanishes meanwhile is found when the response is
+         * written (EPIPE or ECONNRESET: the result is dropped). A loop that
+         * polls it anyway would report a reset here (poll reports
+         * POLLERR/POLLHUP whatever was asked) every turn: close the socket
+         * then; the completion finds the connection CLOSED and frees it. */
         if (ready & LOOP_ERROR)
             conn_close(c, "client gone while its job ran");
         break;
