@@ -345,9 +345,12 @@ int serve_main(int argc, char **argv)
         fprintf(stderr, "error: cannot start a thread: %s\n", strerror(err));
         goto out_stop_signals;
     }
-    log_info("listening on %s:%u (%u loops, %s)", cfg.server.host, (unsigned)app.server.port,
-             cfg.server.loops,
-             cfg.server.inline_jobs ? "jobs inline on the loops" : "jobs on the blocking pool");
+    /* The readiness line tests and scripts wait for: the port actually
+     * bound (port 0 picks one), and the loop count. */
+    log_info("listening on %s:%u (%u loops)", cfg.server.host, (unsigned)app.server.port,
+             cfg.server.loops);
+    if (cfg.server.inline_jobs)
+        log_warn("--inline: jobs run on the loop threads; each one stalls its loop");
 
     cancel_token_wait(token, -1); /* until a signal (or a failed loop) */
     serve_drain(&app, cfg.grace_ms);
