@@ -538,6 +538,7 @@ static unsigned ready_bits(short revents)
  * that batch see false and write nothing. A spurious byte (a poster that
  * read true just as poll returned) only costs one empty-handed turn. */
 
+/* [snippet:loop_post] */
 int loop_post(struct loop *l, loop_task_fn *fn, void *arg)
 {
     struct task *t = malloc(sizeof *t);
@@ -565,6 +566,7 @@ int loop_post(struct loop *l, loop_task_fn *fn, void *arg)
     }
     return 0;
 }
+/* [/snippet] */
 
 /* run_tasks: step 1. Takes the whole list in one lock hold and runs it
  * unlocked; tasks posted meanwhile (by these tasks too) wait a turn. */
@@ -631,6 +633,7 @@ static void dispatch(struct loop *l, size_t polled)
     }
 }
 
+/* [snippet:turn] */
 /* poll_step: step 3 and 4. Returns 0 or poll's error (not EINTR). */
 static int poll_step(struct loop *l)
 {
@@ -673,6 +676,7 @@ int loop_run(struct loop *l)
     lock_release(&l->task_lock);
     return err;
 }
+/* [/snippet] */
 
 void *loop_main(void *arg)
 {
