@@ -673,10 +673,13 @@ static bool conn_step_body(struct conn *c)
     size_t head = c->req.head_len;
     if (!c->req.chunked) {
         size_t total = head + (size_t)c->req.content_length;
-        if (!conn_reserve(c, total))
-            return true;
-        if (c->len < total)
+        if (c->len < total) {
+            /* Grow as the body arrives (doubling), not to its announced
+             * size at once: a head alone must not cost max_body of memory. */
+            if (c->len == c->cap && !conn_reserve(c, 2 * c->cap < total ? 2 * c->cap : total))
+                return true;
             return false;
+        }
         c->body_len = (size_t)c->req.content_length;
     } else {
         size_t out = head + (size_t)c->chunked.body_len, used, made;
