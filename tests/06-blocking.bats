@@ -4,7 +4,10 @@
 # hashes against libcrypt itself (a tiny checker compiled here), frames
 # against the zstd CLI both ways, the temp-file-and-rename rule under
 # failures and signals; and from inside by the unit tests of bcrypt.c and
-# zstdio.c (tests/unit/bcrypt_test.c, zstdio_test.c).
+# zstdio.c (tests/unit/bcrypt_test.c, zstdio_test.c). The server (serve)
+# is checked with curl and raw sockets: every route under concurrency, the
+# pool against --inline, bad requests, timeouts, the cap, EMFILE, and the
+# drain at SIGTERM.
 
 bats_require_minimum_version 1.5.0
 
@@ -339,4 +342,410 @@ interrupt_compress() {
     # BLOCKING_TEST_HOOKS: the test simulates a failing pthread_create.
     UNIT_CFLAGS=-DBLOCKING_TEST_HOOKS unit_test blocking_test blocking.c cancel.c log.c thread.c
     assert_output --partial "blocking: all checks pass"
+}
+
+# --- serve ---------------------------------------------------------------------
+
+# serve_start [ARGS...]: start `blocking serve` on a free port (port 0: the
+# log names it), wait for "listening on", set PORT and URL.
+serve_start() {
+    unset BIND_ADDR LOOPS BCRYPT_COST BLOCKING_THREADS MAX_CONNECTIONS REQUEST_TIMEOUT
+    unset IDLE_TIMEOUT MAX_BODY SHUTDOWN_TIMEOUT
+    start_bg serve 60 "$BIN" serve --bind 127.0.0.1:0 "$@"
+    wait_for_log "$BG_ERR" 'listening on 127\.0\.0\.1:[0-9]+' 10
+    PORT=$(sed -nE 's/.*listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$BG_ERR" | head -n 1)
+    URL="http://127.0.0.1:$PORT"
+}
+
+# raw_request BYTES...: send printf-formatted BYTES on one connection, print
+# what comes back (until the server closes, or 5 s).
+raw_request() {
+    python3 - "$PORT" "$1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except (socket.timeout, ConnectionResetError):
+    pass
+sys.stdout.write(out.decode("latin-1"))
+EOF
+}
+
+# Client pids: wait_clients waits for them only (a bare `wait` would wait
+# for the server started by start_bg too).
+wait_clients() {
+    local p
+    for p in "${CLIENTS[@]}"; do wait "$p" || true; done
+    CLIENTS=()
+}
+
+# crypt_check PASSWORD HASH: does libcrypt (through python) agree?
+crypt_check() {
+    python3 -W ignore -c 'import crypt, sys; sys.exit(0 if crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2] else 1)' "$1" "$2"
+}
+
+@test "serve: --help lists the routes, the options and the exit codes" {
+    run -0 "$BIN" serve --help
+    assert_output --partial "POST /hash"
+    assert_output --partial "POST /verify"
+    assert_output --partial "--inline"
+    assert_output --partial "exit status"
+}
+
+@test "serve: many concurrent clients of every route get correct answers" {
+    serve_start --cost 4 --loops 2
+    local dir=$BATS_TEST_TMPDIR i
+    head -c 300000 /dev/urandom >"$dir/random.bin"
+    seq 1 200000 >"$dir/text.txt"
+    CLIENTS=()
+    for i in $(seq 1 30); do
+        curl -s "$URL/" >"$dir/get.$i" &
+        CLIENTS+=($!)
+    done
+    for i in $(seq 1 6); do
+        curl -s --data-binary "pass word $i" "$URL/hash" >"$dir/hash.$i" &
+        CLIENTS+=($!)
+    done
+    curl -s --data-binary @"$dir/random.bin" -o "$dir/random.zst" "$URL/compress" &
+    CLIENTS+=($!)
+    curl -s --data-binary @"$dir/text.txt" -o "$dir/text.zst" -H 'Transfer-Encoding: chunked' \
+        "$URL/compress" &
+    CLIENTS+=($!)
+    wait_clients
+    for i in $(seq 1 30); do [[ $(cat "$dir/get.$i") == ok ]]; done
+    for i in $(seq 1 6); do
+        local h
+        h=$(cat "$dir/hash.$i")
+        [[ $h =~ ^\$2b\$04\$[./A-Za-z0-9]{53}$ ]]
+        crypt_check "pass word $i" "$h"
+    done
+    zstd -dc "$dir/random.zst" | cmp - "$dir/random.bin"
+    zstd -dc "$dir/text.zst" | cmp - "$dir/text.txt"
+    # /verify in parallel: the right password matches (200), a wrong one
+    # does not (403), a hash that is no hash is 400.
+    # (The bodies go through files: a background job's stdin is /dev/null.)
+    for i in $(seq 1 6); do
+        printf '%s\npass word %s' "$(cat "$dir/hash.$i")" "$i" >"$dir/okbody.$i"
+        printf '%s\npass word x%s' "$(cat "$dir/hash.$i")" "$i" >"$dir/badbody.$i"
+        curl -s -o /dev/null -w '%{http_code}' --data-binary @"$dir/okbody.$i" "$URL/verify" \
+            >"$dir/ok.$i" &
+        CLIENTS+=($!)
+        curl -s -o /dev/null -w '%{http_code}' --data-binary @"$dir/badbody.$i" "$URL/verify" \
+            >"$dir/bad.$i" &
+        CLIENTS+=($!)
+    done
+    wait_clients
+    for i in $(seq 1 6); do
+        [[ $(cat "$dir/ok.$i") == 200 ]]
+        [[ $(cat "$dir/bad.$i") == 403 ]]
+    done
+    run -0 curl -s -w ' %{http_code}' --data-binary $'not-a-hash\npw' "$URL/verify"
+    assert_output --regexp ' 400$'
+    run -0 curl -s -w ' %{http_code}' --data-binary 'no newline' "$URL/verify"
+    assert_output --regexp ' 400$'
+    stop_bg TERM
+    [[ $EXIT_STATUS == 0 ]]
+    grep -q 'shutdown complete' "$BG_ERR"
+    ! grep -q 'pass word' "$BG_ERR" # passwords never logged
+}
+
+@test "serve: keep-alive serves several requests on one connection, pipelined too" {
+    serve_start --cost 4
+    run -0 curl -sv "$URL/" "$URL/stats" "$URL/"
+    assert_output --partial "Re-using existing connection"
+    [[ $(grep -c '^ok$' <<<"$output") == 2 ]]
+    run -0 raw_request 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    [[ $(grep -c '^HTTP/1.1 200' <<<"$output") == 2 ]]
+    [[ $(grep -c '^HTTP/1.1 404' <<<"$output") == 1 ]]
+    # a request pipelined behind a hash waits (the connection does not read
+    # while its job runs) and is answered after it, in order
+    run -0 raw_request 'POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\npwGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    [[ $(grep -E '^HTTP/1.1' <<<"$output" | tr -d '\r' | tr '\n' ,) == "HTTP/1.1 200 OK,HTTP/1.1 404 Not Found," ]]
+    assert_output --regexp '\$2b\$04\$'
+}
+
+@test "serve: a large response to a slow reader is written as the client reads" {
+    serve_start --cost 4 --loops 1
+    head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
+    curl -s --limit-rate 1M --data-binary @"$BATS_TEST_TMPDIR/big.bin" -o "$BATS_TEST_TMPDIR/big.zst" \
+        "$URL/compress" &
+    local slow=$!
+    sleep 0.5
+    # meanwhile the loop serves others at once
+    local ms
+    ms=$(curl -s -o /dev/null -w '%{time_total}' "$URL/" | awk '{ printf "%d", $1 * 1000 }')
+    ((ms < 200))
+    wait "$slow"
+    zstd -dc "$BATS_TEST_TMPDIR/big.zst" | cmp - "$BATS_TEST_TMPDIR/big.bin"
+}
+
+@test "serve: a password over 72 bytes is 400, and a wrong method 405" {
+    serve_start --cost 4
+    run -0 curl -s -w ' %{http_code}' --data-binary "$(printf 'x%.0s' $(seq 1 73))" "$URL/hash"
+    assert_output --regexp ' 400$'
+    run -0 curl -s -o /dev/null -w '%{http_code}' "$URL/hash"
+    assert_output 405
+    run -0 curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/"
+    assert_output 405
+    run -0 curl -s -o /dev/null -w '%{http_code}' "$URL/nowhere"
+    assert_output 404
+}
+
+@test "serve: GET / is answered promptly while a hash runs on the pool, stalled under --inline" {
+    local ms
+    for mode in pool inline; do
+        if [[ $mode == pool ]]; then serve_start --loops 1 --cost 14; else serve_start --loops 1 --cost 14 --inline; fi
+        curl -s --data-binary pw "$URL/hash" >"$BATS_TEST_TMPDIR/h.$mode" &
+        local hasher=$!
+        sleep 0.2 # the hash is running (a cost-14 hash takes most of a second here)
+        ms=$(curl -s -o /dev/null -w '%{time_total}' "$URL/" | awk '{ printf "%d", $1 * 1000 }')
+        wait "$hasher"
+        [[ $(cat "$BATS_TEST_TMPDIR/h.$mode") =~ ^\$2b\$14\$ ]]
+        echo "$mode: GET / took $ms ms" >&3
+        if [[ $mode == pool ]]; then
+            ((ms < 200))
+        else
+            ((ms > 300))
+            # the stall shows in the heartbeat too
+            run -0 curl -s "$URL/stats"
+            local max
+            max=$(sed -nE 's/.*loop-0 heartbeat .*max_us=([0-9]+).*/\1/p' <<<"$output")
+            ((max > 300000))
+        fi
+        stop_bg TERM
+        [[ $EXIT_STATUS == 0 ]]
+    done
+}
+
+@test "serve: malformed (400), oversized body (413), huge head (431), then a normal request works" {
+    serve_start --max-body 1k --cost 4
+    run -0 raw_request 'BAD LINE\r\n\r\n'
+    assert_output --regexp '^HTTP/1.1 400'
+    run -0 curl -s -o /dev/null -w '%{http_code}' --data-binary "$(head -c 5000 /dev/zero | tr '\0' a)" "$URL/compress"
+    assert_output 413
+    run -0 curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+        --data-binary "$(head -c 5000 /dev/zero | tr '\0' a)" "$URL/compress"
+    assert_output 413
+    run -0 curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "$URL/"
+    assert_output 431
+    run -0 raw_request 'POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'
+    assert_output --regexp '^HTTP/1.1 400'
+    run -0 curl -s "$URL/"
+    assert_output ok
+    stop_bg TERM
+    [[ $EXIT_STATUS == 0 ]]
+}
+
+@test "serve: Expect: 100-continue gets its 100, or the refusal before the body" {
+    serve_start --max-body 1k --cost 4
+    run -0 curl -s -w ' %{http_code}' -H 'Expect: 100-continue' --data-binary pw "$URL/hash"
+    assert_output --regexp '^\$2b\$04\$.* 200$'
+    local t0
+    t0=$(now_ms)
+    run -0 curl -s -o /dev/null -w '%{http_code}' -H 'Expect: 100-continue' \
+        --data-binary "$(head -c 5000 /dev/zero | tr '\0' a)" "$URL/compress"
+    assert_output 413
+    (($(elapsed_ms "$t0") < 900)) # not curl's 1 s wait for a 100 that never comes
+}
+
+@test "serve: a request dribbling past --request-timeout gets 408; an idle connection is closed" {
+    serve_start --request-timeout 500ms --idle-timeout 700ms
+    local t0
+    t0=$(now_ms)
+    run -0 raw_request 'GET / HTTP/1.1\r\nHost: x\r\n'
+    assert_output --regexp '^HTTP/1.1 408'
+    (($(elapsed_ms "$t0") < 3000))
+    t0=$(now_ms)
+    run -0 raw_request ''
+    assert_output ''
+    (($(elapsed_ms "$t0") >= 600))
+    run -0 curl -s "$URL/"
+    assert_output ok
+}
+
+@test "serve: past --max-connections new connections get 503 too many connections" {
+    serve_start --max-connections 2 --loops 1
+    exec 5<>"/dev/tcp/127.0.0.1/$PORT" 6<>"/dev/tcp/127.0.0.1/$PORT"
+    # both held open (idle) before the third arrives
+    run -0 curl -s "$URL/stats"
+    run -0 curl -s -w ' %{http_code}' "$URL/"
+    assert_output --partial "too many connections"
+    assert_output --regexp ' 503$'
+    exec 5>&- 6>&-
+    sleep 0.2
+    run -0 curl -s "$URL/"
+    assert_output ok
+    grep -q 'refusing new ones' "$BG_ERR"
+}
+
+@test "serve: out of descriptors (EMFILE) it pauses accepting, logs it, and recovers" {
+    start_bg serve 60 bash -c 'ulimit -n 24 && exec "$0" serve --bind 127.0.0.1:0 --loops 1' "$BIN"
+    wait_for_log "$BG_ERR" 'listening on 127\.0\.0\.1:[0-9]+' 10
+    PORT=$(sed -nE 's/.*listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$BG_ERR" | head -n 1)
+    run -0 python3 - "$PORT" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
+time.sleep(0.5)  # past the descriptor limit: the rest wait in the backlog
+for s in socks[:-1]:
+    s.close()
+s = socks[-1]  # accepted once descriptors are free again
+s.settimeout(5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode())
+EOF
+    assert_output "HTTP/1.1 200 OK"
+    grep -q 'accept: Too many open files; pausing accepts for 100 ms' "$BG_ERR"
+    # paused, not spinning: a handful of lines, not thousands
+    (($(grep -c 'pausing accepts' "$BG_ERR") < 20))
+    stop_bg TERM
+    [[ $EXIT_STATUS == 0 ]]
+}
+
+@test "serve: a client that leaves while its hash runs does not disturb the server" {
+    serve_start --loops 1 --cost 14
+    run curl -s --max-time 0.3 --data-binary pw "$URL/hash"
+    [[ $status != 0 ]] # timed out
+    # and one that resets its connection (SO_LINGER 0) mid-hash
+    run -0 python3 - "$PORT" <<'EOF'
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\npw")
+time.sleep(0.1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+EOF
+    local deadline=$(($(now_ms) + 10000))
+    until curl -s "$URL/stats" | grep -q 'waiting_for_jobs=0'; do
+        (($(now_ms) < deadline))
+        sleep 0.05
+    done
+    run -0 curl -s "$URL/"
+    assert_output ok
+    run -0 curl -s "$URL/stats"
+    assert_output --regexp 'jobs queued=[0-9]+ running=[0-9]+'
+    stop_bg TERM "$BG_PID" 10
+    [[ $EXIT_STATUS == 0 ]]
+    grep -q 'shutdown complete' "$BG_ERR"
+}
+
+@test "serve: SIGTERM with hashes in flight: they finish (200) and the server exits 0" {
+    serve_start --loops 1 --cost 13
+    local i dir=$BATS_TEST_TMPDIR
+    CLIENTS=()
+    for i in 1 2; do
+        curl -s -w '\n%{http_code}' --data-binary "pw$i" "$URL/hash" >"$dir/inflight.$i" &
+        CLIENTS+=($!)
+    done
+    # both running on the pool (the CPU count is at least 2 here, so two
+    # hashes take two permits and none queues)
+    local deadline=$(($(now_ms) + 5000))
+    until curl -s "$URL/stats" | grep -Eq 'running=2|waiting_for_jobs=2'; do
+        (($(now_ms) < deadline))
+        sleep 0.02
+    done
+    stop_bg TERM "$BG_PID" 15
+    wait_clients
+    [[ $EXIT_STATUS == 0 ]]
+    for i in 1 2; do
+        [[ $(tail -n 1 "$dir/inflight.$i") == 200 ]]
+        [[ $(head -n 1 "$dir/inflight.$i") =~ ^\$2b\$13\$ ]]
+    done
+    grep -q 'draining' "$BG_ERR"
+    grep -q 'shutdown complete' "$BG_ERR"
+    # after the signal nothing is accepted
+    run ! curl -s --max-time 1 "$URL/"
+}
+
+@test "serve: at SIGTERM queued jobs' clients get 503, running ones 200" {
+    serve_start --loops 1 --cost 14
+    local i dir=$BATS_TEST_TMPDIR
+    CLIENTS=()
+    for i in 1 2 3 4 5 6; do
+        curl -s -o /dev/null -w '%{http_code}' --data-binary "pw$i" "$URL/hash" >"$dir/q.$i" &
+        CLIENTS+=($!)
+    done
+    local deadline=$(($(now_ms) + 5000))
+    until curl -s "$URL/stats" | grep -q 'waiting_for_jobs=6'; do
+        (($(now_ms) < deadline))
+        sleep 0.02
+    done
+    stop_bg TERM "$BG_PID" 20
+    wait_clients
+    [[ $EXIT_STATUS == 0 ]]
+    local ok=0 refused=0
+    for i in 1 2 3 4 5 6; do
+        case $(cat "$dir/q.$i") in
+        200) ok=$((ok + 1)) ;;
+        503) refused=$((refused + 1)) ;;
+        *) false ;;
+        esac
+    done
+    ((ok >= 1 && refused >= 1))
+}
+
+@test "serve: a grace period too short for a running hash exits 1, saying what it abandons" {
+    serve_start --loops 1 --cost 16 --shutdown-timeout 200ms
+    curl -s --data-binary pw "$URL/hash" >/dev/null &
+    local deadline=$(($(now_ms) + 5000))
+    until curl -s "$URL/stats" | grep -q 'waiting_for_jobs=1'; do
+        (($(now_ms) < deadline))
+        sleep 0.02
+    done
+    stop_bg TERM "$BG_PID" 5
+    [[ $EXIT_STATUS == 1 ]]
+    grep -q 'grace period of 200 ms expired' "$BG_ERR"
+    ! grep -q 'shutdown complete' "$BG_ERR"
+}
+
+@test "serve: bad configuration exits 2 (--loops 0, a bad --bind, a port in use)" {
+    run -2 --separate-stderr "$BIN" serve --loops 0
+    [[ $stderr =~ "invalid --loops '0'" ]]
+    run -2 --separate-stderr "$BIN" serve --bind nowhere
+    [[ $stderr =~ "invalid --bind" ]]
+    run -2 --separate-stderr "$BIN" serve --bind 127.0.0.1:70000
+    run -2 --separate-stderr "$BIN" serve --bind 203.0.113.1:0
+    [[ $stderr =~ "cannot bind" ]]
+    run -2 --separate-stderr "$BIN" serve --cost 3
+    run -2 --separate-stderr "$BIN" serve --request-timeout 0
+    run -2 --separate-stderr env LOOPS=x "$BIN" serve
+    # a port held by another program, and by another `blocking serve`:
+    # SO_REUSEPORT must not let a second server share the port
+    serve_start --loops 2
+    run -2 --separate-stderr "$BIN" serve --bind "127.0.0.1:$PORT"
+    [[ $stderr =~ "cannot bind '127.0.0.1:$PORT': Address already in use" ]]
+}
+
+@test "serve: GET /stats shows the heartbeat, the pool, the jobs and the connections" {
+    serve_start --loops 2 --cost 4
+    curl -s --data-binary pw "$URL/hash" >/dev/null
+    run -0 curl -s "$URL/stats"
+    assert_output --regexp 'loop-0 heartbeat beats=[0-9]+ max_us=[0-9]+ p50_us=[0-9]+ p99_us=[0-9]+'
+    assert_output --regexp 'loop-1 heartbeat beats=[0-9]+'
+    assert_output --regexp 'pool threads=[0-9]+'
+    assert_output --regexp 'jobs queued=0 running=0 completed=1'
+    assert_output --regexp 'connections open=1 accepted=[0-9]+'
+    run -0 curl -s "$URL/stats?reset=1"
+    run -0 curl -s "$URL/stats"
+    local beats
+    beats=$(sed -nE 's/.*loop-0 heartbeat beats=([0-9]+).*/\1/p' <<<"$output")
+    ((beats < 50)) # reset a moment ago (10 ms a beat)
+}
+
+@test "serve: SIGINT with idle keep-alive connections exits 0 promptly" {
+    serve_start --loops 2
+    exec 5<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&5
+    local t0
+    t0=$(now_ms)
+    stop_bg INT "$BG_PID" 5
+    [[ $EXIT_STATUS == 0 ]]
+    (($(elapsed_ms "$t0") < 2000))
+    exec 5>&-
 }
