@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-static atomic_int left;      /* hashes still to do */
+static atomic_int left;                         /* hashes still to do */
 static char setting[CRYPT_GENSALT_OUTPUT_SIZE]; /* one salt for all: the work is the same */
 
 static void *worker_main(void *arg)
@@ -48,7 +48,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: bad arguments\n");
         return 2;
     }
-    if (crypt_gensalt_rn("$2b$", (unsigned long)cost, NULL, 0, setting, (int)sizeof setting) == NULL) {
+    if (crypt_gensalt_rn("$2b$", (unsigned long)cost, NULL, 0, setting, (int)sizeof setting) ==
+        NULL) {
         fprintf(stderr, "error: crypt_gensalt_rn: %s\n", strerror(errno));
         return 1;
     }
