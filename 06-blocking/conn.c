@@ -380,21 +380,17 @@ static void conn_job_work(void *arg, struct cancel_token *token)
 
 static void conn_drive(struct conn *c);
 
-/* conn_job_done: the job's completion (a blocking_done_fn), on the loop
- * that submitted it: the C form of the handler's `.await` returning.
- * status ECANCELED: the pool dropped the job at shutdown, unrun. */
-static void conn_job_done(struct loop *l, void *arg, int status)
+/* conn_job_finish: turn a finished job into its response (the connection
+ * moves to WRITE). Returns false if the client left while the job ran
+ * (the caller then only settles the connection). */
+static bool conn_job_finish(struct conn_job *j, int status)
 {
-    (void)l;
-    struct conn_job *j = arg;
     struct conn *c = j->conn;
     struct server *s = c->sl->srv;
     c->job_out = false;
     atomic_fetch_sub(&s->jobs_waiting, 1);
-    if (c->state == CONN_CLOSED) { /* the client left while its job ran */
-        conn_settle(c);
-        return;
-    }
+    if (c->state == CONN_CLOSED) /* the client left while its job ran */
+        return false;
     if (status == ECANCELED) {
         atomic_fetch_add(&s->cancelled, 1);
         conn_error(c, 503, "shutting down\n");
@@ -427,7 +423,21 @@ static void conn_job_done(struct loop *l, void *arg, int status)
                          j->err == EFBIG ? "output too large\n" : "compression failed\n");
         }
     }
-    conn_drive(c);
+    return true;
+}
+
+/* conn_job_done: the job's completion (a blocking_done_fn), posted to the
+ * loop that submitted it: the C form of the handler's `.await` returning.
+ * status ECANCELED: the pool dropped the job at shutdown, unrun. It runs
+ * as a task of its own, so it drives the connection on (the response) and
+ * settles it (frees it if it closed). */
+static void conn_job_done(struct loop *l, void *arg, int status)
+{
+    (void)l;
+    struct conn_job *j = arg;
+    struct conn *c = j->conn;
+    if (conn_job_finish(j, status))
+        conn_drive(c);
     conn_settle(c);
 }
 
@@ -458,7 +468,7 @@ static void conn_submit(struct conn *c, enum conn_route route)
          * no other connection of this loop is read or written, no timer
          * fires, and the heartbeat shows it. */
         conn_job_work(&c->job, NULL);
-        conn_job_done(c->sl->loop, &c->job, 0);
+        conn_job_finish(&c->job, 0); /* the caller's conn_drive writes it */
         /* [/snippet] */
         return;
     }
@@ -877,12 +887,14 @@ void conn_shutdown_all(struct server_loop *sl)
     struct conn *next;
     for (struct conn *c = sl->conns; c != NULL; c = next) {
         next = c->next; /* c may be freed below; no other connection is */
-        if (c->state != CONN_READ_HEAD)
+        if (c->state != CONN_READ_HEAD && c->state != CONN_READ_BODY)
             continue; /* in flight (or closing): it finishes, then closes */
-        if (c->started) {
-            /* A head still arriving is not worth waiting for: one byte
-             * must not hold the drain for the request timeout. */
-            memset(&c->req, 0, sizeof c->req);
+        if (c->state == CONN_READ_BODY || c->started) {
+            /* A head or a body still arriving is not worth waiting for:
+             * the pool is shut down before the drain waits, so a body
+             * completed now could only be answered 503 anyway, and one
+             * byte must not hold the drain for the request timeout. */
+            memset(&c->req, 0, sizeof c->req); /* keep_alive off: close after */
             conn_error(c, 503, "shutting down\n");
         } else if (c->served == 0) {
             /* Accepted, its first request not in yet: a 503 it can tell

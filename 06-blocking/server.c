@@ -134,8 +134,9 @@ static void server_backoff_done(struct loop *l, void *arg)
         sl->accepting = true;
 }
 
-/* server_backoff: out of descriptors (or memory): stop watching the
- * listener for SERVER_BACKOFF_MS, logged once per episode. The pending
+/* server_backoff: accept failed (out of descriptors or memory, or
+ * another error): stop watching the listener for SERVER_BACKOFF_MS,
+ * logged once per episode. The pending
  * connections wait in the kernel's backlog meanwhile. */
 static void server_backoff(struct server_loop *sl, int err)
 {
@@ -164,8 +165,10 @@ static void server_accept_batch(struct server_loop *sl, bool refusing)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            if (!refusing &&
-                (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /* Out of descriptors or memory, or any other error that may
+             * persist (EPERM from a firewall, EPROTO): the listener is
+             * level-triggered, so watching it on would spin the loop. */
+            if (!refusing) {
                 server_backoff(sl, errno);
                 return;
             }

@@ -635,6 +635,48 @@ EOF
     grep -q 'shutdown complete' "$BG_ERR"
 }
 
+@test "serve: --inline survives a client that resets its connection right after a hash request" {
+    serve_start --loops 1 --inline --cost 10
+    local i
+    for i in 1 2 3; do
+        run -0 python3 - "$PORT" <<'EOF'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+EOF
+    done
+    run -0 curl -s --max-time 5 "$URL/"
+    assert_output ok
+    stop_bg TERM "$BG_PID" 10
+    [[ $EXIT_STATUS == 0 ]]
+}
+
+@test "serve: SIGTERM with an upload stalled mid-body exits 0 without waiting out the grace period" {
+    serve_start --loops 1 --shutdown-timeout 6s
+    python3 - "$PORT" 3>&- <<'EOF' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\np")
+time.sleep(15)
+EOF
+    local client=$!
+    local deadline=$(($(now_ms) + 5000))
+    until curl -s "$URL/stats" | grep -q 'in_flight=[1-9]'; do
+        (($(now_ms) < deadline)) || fail "the stalled upload never showed as in flight"
+        sleep 0.05
+    done
+    local start took
+    start=$(now_ms)
+    stop_bg TERM "$BG_PID" 10
+    took=$(elapsed_ms "$start")
+    kill "$client" 2>/dev/null || true
+    [[ $EXIT_STATUS == 0 ]] || fail "exit $EXIT_STATUS: $(cat "$BG_ERR")"
+    ((took < 4000)) || fail "took $took ms: the drain waited for the stalled body"
+    grep -q 'shutdown complete' "$BG_ERR"
+}
+
 @test "serve: SIGTERM with hashes in flight: they finish (200) and the server exits 0" {
     serve_start --loops 1 --cost 13
     local i dir=$BATS_TEST_TMPDIR
