@@ -4,10 +4,11 @@
  * tokio counterpart: a #[tokio::main] whose handlers hand bcrypt and zstd
  * to spawn_blocking, and a clap front end with one subcommand per job.
  *
- * It routes the tools (tools.c: hash, verify, compress, decompress) and
- * the server (serve.c: serve); main stays a router: signals first, then
- * one call per command.
+ * It routes the tools (tools.c: hash, verify, compress, decompress), the
+ * server (serve.c: serve) and its demo (demo.c: demo); main stays a
+ * router: signals first, then one call per command.
  */
+#include "demo.h"
 #include "server.h"
 #include "signals.h"
 #include "tools.h"
@@ -24,7 +25,10 @@ static void usage(FILE *out)
     fprintf(out, "\n"
                  "  blocking serve [--bind HOST:PORT] [--loops N] ...\n"
                  "      HTTP/1.1 on one event loop per CPU, hashing and compression on the\n"
-                 "      blocking pool (blocking serve --help for its routes and options)\n");
+                 "      blocking pool (blocking serve --help for its routes and options)\n"
+                 "  blocking demo [--loops N] [--cost N]\n"
+                 "      the server in process under GET /, hashing and a 64 MiB compression:\n"
+                 "      latency and heartbeat on the pool, then with the jobs inline\n");
 }
 
 int main(int argc, char **argv)
@@ -37,9 +41,10 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     if (argc < 2) {
-        fprintf(stderr,
-                "error: missing command: expected serve, hash, verify, compress or decompress "
-                "(see --help)\n");
+        fprintf(
+            stderr,
+            "error: missing command: expected serve, demo, hash, verify, compress or decompress "
+            "(see --help)\n");
         return EXIT_USAGE;
     }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -50,9 +55,12 @@ int main(int argc, char **argv)
         return tools_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return serve_main(argc - 1, argv + 1);
-    fprintf(stderr,
-            "error: unknown command '%s': expected serve, hash, verify, compress or decompress "
-            "(see --help)\n",
-            argv[1]);
+    if (strcmp(argv[1], "demo") == 0)
+        return demo_main(argc - 1, argv + 1);
+    fprintf(
+        stderr,
+        "error: unknown command '%s': expected serve, demo, hash, verify, compress or decompress "
+        "(see --help)\n",
+        argv[1]);
     return EXIT_USAGE;
 }

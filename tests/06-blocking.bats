@@ -791,3 +791,24 @@ EOF
     (($(elapsed_ms "$t0") < 2000))
     exec 5>&-
 }
+
+# --- demo ----------------------------------------------------------------------
+
+@test "demo: both runs print their line, and inline's GET / max is larger than the pool's" {
+    local t0
+    t0=$(now_ms)
+    run -0 --separate-stderr timeout 60 "$BIN" demo --cost 10
+    (($(elapsed_ms "$t0") < 60000))
+    local re='GET / median ([0-9.]+) ms, max ([0-9.]+) ms; heartbeat max [0-9]+ us, p99 [0-9]+ us'
+    local pool_line inline_line
+    pool_line=$(grep '^pool: ' <<<"$output")
+    inline_line=$(grep '^inline: ' <<<"$output")
+    [[ $pool_line =~ $re ]]
+    local pool_max=${BASH_REMATCH[2]}
+    [[ $inline_line =~ $re ]]
+    local inline_max=${BASH_REMATCH[2]}
+    assert_output --partial 'conclusion: '
+    # Generous: inline's worst GET / waited behind a whole hash (cost 10:
+    # tens of ms); the pool's should not have, so only "larger" is asked.
+    awk -v a="$inline_max" -v b="$pool_max" 'BEGIN { exit !(a > b) }'
+}
