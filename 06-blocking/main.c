@@ -21,14 +21,16 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out)
 {
+    fprintf(out, "usage: blocking serve [--bind HOST:PORT] [--loops N] ...\n"
+                 "           HTTP/1.1 on one event loop per CPU, hashing and compression on the\n"
+                 "           blocking pool (blocking serve --help: its routes and options)\n"
+                 "       blocking demo [--loops N] [--cost N]\n"
+                 "           the server in process under GET /, hashing and a 64 MiB\n"
+                 "           compression: latency and heartbeat on the pool, then inline\n"
+                 "       blocking hash, verify, compress, decompress: the same work from the\n"
+                 "           command line (below)\n"
+                 "\n");
     tools_usage(out);
-    fprintf(out, "\n"
-                 "  blocking serve [--bind HOST:PORT] [--loops N] ...\n"
-                 "      HTTP/1.1 on one event loop per CPU, hashing and compression on the\n"
-                 "      blocking pool (blocking serve --help for its routes and options)\n"
-                 "  blocking demo [--loops N] [--cost N]\n"
-                 "      the server in process under GET /, hashing and a 64 MiB compression:\n"
-                 "      latency and heartbeat on the pool, then with the jobs inline\n");
 }
 
 int main(int argc, char **argv)
