@@ -810,5 +810,13 @@ EOF
     assert_output --partial 'conclusion: '
     # Generous: inline's worst GET / waited behind a whole hash (cost 10:
     # tens of ms); the pool's should not have, so only "larger" is asked.
-    awk -v a="$inline_max" -v b="$pool_max" 'BEGIN { exit !(a > b) }'
+    # Not under ThreadSanitizer: it instruments the loop's own copying of
+    # the 64 MiB body (and not libcrypt's hashing), so there the pool run's
+    # latencies measure TSan, and one run showed the pool's max above
+    # inline's. The serve test "GET / is prompt while a hash runs..."
+    # makes the same comparison in a form TSan does not distort.
+    if [[ ${SANITIZE-} != thread ]]; then
+        awk -v a="$inline_max" -v b="$pool_max" 'BEGIN { exit !(a > b) }' ||
+            fail "inline GET / max $inline_max ms is not above the pool's $pool_max ms"
+    fi
 }
