@@ -541,23 +541,25 @@ static void *fifo_main(void *arg)
     return NULL;
 }
 
-static void test_fifo(void)
+/* fifo_serve: with one connection held and FIFO_WAITERS waiters queued
+ * one by one (each seen waiting before the next), return the connection
+ * (after fail_ping, if true, makes its check-out PING fail) and check
+ * that the waiters are served in the order they came. */
+static void fifo_serve(struct pool *p, bool fail_ping)
 {
-    fake_reset();
-    struct pool_config cfg = config(1, 0, 10000);
-    struct pool *p = new_pool(&cfg);
     struct fifo f = {.pool = p};
     struct fifo_arg args[FIFO_WAITERS];
     pthread_t th[FIFO_WAITERS];
     char why[POOL_WHY_SIZE];
     struct pool_conn *held;
     CHECK(pool_get(p, NULL, &held, why, sizeof why) == 0);
-    /* The waiters queue up one by one, each seen waiting before the next. */
     for (int i = 0; i < FIFO_WAITERS; i++) {
         args[i] = (struct fifo_arg){.f = &f, .index = i};
         CHECK(pthread_create(&th[i], NULL, fifo_main, &args[i]) == 0);
         CHECK(STATE_IS(p, waiters, (unsigned)i + 1));
     }
+    if (fail_ping)
+        atomic_store(&fake.valid_fails, raw(held)->id);
     /* Returned one at a time, the connection goes to them in that order. */
     pool_put(held);
     for (int k = 0; k < FIFO_WAITERS; k++) {
@@ -568,12 +570,21 @@ static void test_fifo(void)
         int who = atomic_load(&f.order[k]);
         CHECK(who == k);
         if (who != k)
-            printf("fifo: waiter %d got the connection %d-th\n", who, k + 1);
+            printf("fifo%s: waiter %d got the connection %d-th\n",
+                   fail_ping ? " after a failed PING" : "", who, k + 1);
         atomic_store(&f.release[who], true);
     }
     for (int i = 0; i < FIFO_WAITERS; i++)
         pthread_join(th[i], NULL);
     CHECK(atomic_load(&f.errors) == 0);
+}
+
+static void test_fifo(void)
+{
+    fake_reset();
+    struct pool_config cfg = config(1, 0, 10000);
+    struct pool *p = new_pool(&cfg);
+    fifo_serve(p, false);
     CHECK(atomic_load(&fake.creates) == 1);
     struct pool_stats s = stats(p);
     CHECK(s.gets == FIFO_WAITERS + 1);
@@ -1300,33 +1311,7 @@ static void test_fifo_after_failed_check_out(void)
     fake_reset();
     struct pool_config cfg = config(1, 0, 10000);
     struct pool *p = new_pool(&cfg);
-    struct fifo f = {.pool = p};
-    struct fifo_arg args[FIFO_WAITERS];
-    pthread_t th[FIFO_WAITERS];
-    char why[POOL_WHY_SIZE];
-    struct pool_conn *held;
-    CHECK(pool_get(p, NULL, &held, why, sizeof why) == 0);
-    for (int i = 0; i < FIFO_WAITERS; i++) {
-        args[i] = (struct fifo_arg){.f = &f, .index = i};
-        CHECK(pthread_create(&th[i], NULL, fifo_main, &args[i]) == 0);
-        CHECK(STATE_IS(p, waiters, (unsigned)i + 1));
-    }
-    atomic_store(&fake.valid_fails, raw(held)->id); /* its PING will fail */
-    pool_put(held);
-    for (int k = 0; k < FIFO_WAITERS; k++) {
-        int64_t deadline = clock_now_ms() + 3000;
-        while (atomic_load(&f.arrivals) < k + 1 && clock_now_ms() < deadline)
-            clock_sleep_ms(1);
-        CHECK(atomic_load(&f.arrivals) == k + 1);
-        int who = atomic_load(&f.order[k]);
-        CHECK(who == k);
-        if (who != k)
-            printf("fifo after a failed PING: waiter %d was served %d-th\n", who, k + 1);
-        atomic_store(&f.release[who], true);
-    }
-    for (int i = 0; i < FIFO_WAITERS; i++)
-        pthread_join(th[i], NULL);
-    CHECK(atomic_load(&f.errors) == 0);
+    fifo_serve(p, true);
     CHECK(stats(p).closed_invalid == 1);
     free_pool(p);
 }
