@@ -84,6 +84,7 @@ static void waiter_take(struct fairsem *s, struct fairsem_waiter *w, int status,
     *wake = w;
 }
 
+/* [snippet:assign] */
 /* assign: hand n permits out, the head waiter first (a part of what it
  * needs, or the rest of it; a waiter filled is taken, to be woken), and
  * put what nobody waits for on the counter. Lock held. (4) */
@@ -102,6 +103,7 @@ static void assign(struct fairsem *s, size_t n, struct fairsem_waiter **wake)
         lock_die("fairsem: more than FAIRSEM_MAX_PERMITS permits", EOVERFLOW);
     s->permits += n;
 }
+/* [/snippet] */
 
 /* wake_all: park_wake every waiter on the list built under the lock. Lock
  * NOT held. Reads each link before waking: a woken waiter may return, and
@@ -157,6 +159,7 @@ static void on_cancel(void *arg)
     wake_all(wake);
 }
 
+/* [snippet:acquire_many] */
 int fairsem_acquire_many(struct fairsem *s, size_t n, struct cancel_token *token,
                          int64_t deadline_ms, struct fairsem_permit *out)
 {
@@ -243,6 +246,7 @@ int fairsem_acquire_many(struct fairsem *s, size_t n, struct cancel_token *token
         *out = (struct fairsem_permit){.sem = s, .n = n};
     return err;
 }
+/* [/snippet] */
 
 int fairsem_acquire(struct fairsem *s, struct cancel_token *token, int64_t deadline_ms,
                     struct fairsem_permit *out)
