@@ -327,7 +327,7 @@ static void start_failed(struct run *run, struct job *j, int err, struct reporte
     res->err = err;
     res->elapsed_ns = clock_now_ns() - j->granted_ns;
     snprintf(res->error, sizeof res->error, "cannot start a thread: %s", strerror(err));
-    log_warn("cannot start a thread for URL %zu: %s", j->index + 1, strerror(err));
+    log_debug("cannot start a thread for URL %zu: %s", j->index + 1, strerror(err));
     finish(run, res);
     fairsem_permit_release(&j->permit);
     rep->known[j->index] = true;
