@@ -382,7 +382,7 @@ static void *monitor_main(void *arg)
 struct printer {
     const struct options *o; /* the URLs */
     struct monitor *monitor; /* for progress_clear */
-    bool write_failed;       /* a stdout write failed (EPIPE...) */
+    int write_error;         /* the first stdout write's errno (EPIPE...), or 0 */
 };
 
 static const char *status_text(const struct fetchall_result *r, char *buf, size_t size)
@@ -415,8 +415,10 @@ static void print_result(void *arg, size_t index, const struct fetchall_result *
     progress_clear(p->monitor);
     if (printf("%zu %s %zu %s %s\n", index + 1, status_text(r, status, sizeof status), r->bytes,
                secs, p->o->urls[index]) < 0 ||
-        fflush(stdout) != 0)
-        p->write_failed = true;
+        fflush(stdout) != 0) {
+        if (p->write_error == 0)
+            p->write_error = errno != 0 ? errno : EIO;
+    }
 }
 
 /* on_force: a second signal: the listener exits right after this. */
@@ -527,8 +529,8 @@ int main(int argc, char **argv)
         status = EXIT_RUNTIME;
     } else {
         status = summarize(&o, results, &summary, atomic_load(&mon.peak_fds), secs);
-        if (printer.write_failed) {
-            fprintf(stderr, "error: cannot write to stdout: %s\n", strerror(errno));
+        if (printer.write_error != 0) {
+            fprintf(stderr, "error: cannot write to stdout: %s\n", strerror(printer.write_error));
             if (status == EXIT_OK)
                 status = EXIT_RUNTIME;
         }
