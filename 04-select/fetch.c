@@ -267,8 +267,10 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
         err = errno_of(rc, &b);
         long os_errno = 0;
         curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
-        if (err == ECONNREFUSED && os_errno != 0 && os_errno != ECONNREFUSED)
-            err = EIO;                 /* unreachable, reset ...: not a refusal */
+        /* Unreachable, reset ...: not a refusal; nor is a socket that
+         * could not even be opened (EMFILE: curl then leaves os_errno 0). */
+        if (err == ECONNREFUSED && os_errno != ECONNREFUSED)
+            err = EIO;
         if (err != 0 && os_errno != 0) /* curl's words, then the system's */
             snprintf(r->error, sizeof r->error, "%s (%s)",
                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), strerror((int)os_errno));
