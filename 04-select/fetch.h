@@ -47,6 +47,8 @@ struct fetch_options {
     const char *user_agent; /* the User-Agent header; NULL: "select-fetch/1.0" */
     bool quiet;             /* log the start and end of the fetch at debug level, not
                                info (a program making thousands of fetches) */
+    bool url_checked;       /* the caller has run fetch_check_url on url already: skip
+                               it (parsing a URL is 6% of a fetch from a local server) */
 };
 
 struct fetch_result {

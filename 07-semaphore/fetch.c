@@ -223,7 +223,7 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
     int64_t timeout_ms = deadline_ms - start / 1000000;
     if (timeout_ms < 1)
         timeout_ms = 1; /* curl reads 0 as "its default", which is 300 s */
-    int err = fetch_check_url(o->url, r->error, sizeof r->error);
+    int err = o->url_checked ? 0 : fetch_check_url(o->url, r->error, sizeof r->error);
     if (err != 0)
         return err;
     int token_fd = -1;

@@ -258,6 +258,7 @@ static void *fetch_main(void *arg)
         .max_connects = (long)run->o->max_concurrent, /* keep N, not 4 (fetch.c) */
         .user_agent = "semaphore/1.0",
         .quiet = true,
+        .url_checked = true, /* main checked every URL before the run */
     };
     int64_t deadline_ms = j->granted_ns / 1000000 + run->o->timeout_ms;
     struct fetch_result r;
