@@ -441,8 +441,11 @@ static int summarize(const struct options *o, const struct fetchall_result *resu
         if (fetchall_failed(&results[i]))
             fprintf(stderr, "error: %zu '%s': %s\n", i + 1, o->urls[i], results[i].error);
     char extra[96] = "";
-    if (s->cancelled > 0 || s->skipped > 0)
-        snprintf(extra, sizeof extra, ", %zu cancelled, %zu skipped", s->cancelled, s->skipped);
+    int len = 0;
+    if (s->cancelled > 0)
+        len = snprintf(extra, sizeof extra, ", %zu cancelled", s->cancelled);
+    if (s->skipped > 0 && len >= 0 && (size_t)len < sizeof extra)
+        snprintf(extra + len, sizeof extra - (size_t)len, ", %zu skipped", s->skipped);
     log_info("fetched %zu of %zu URLs in %.3f s: %zu failed%s; peak %zu in flight, %zu fds open",
              s->fetched, o->count, secs, s->failed, extra, s->peak_in_flight, peak_fds);
     log_debug("permits available after the run: %zu of %zu", s->permits_after,
