@@ -106,7 +106,8 @@ struct fetchall_summary {
     size_t cancelled;      /* abandoned in flight */
     size_t skipped;        /* never started */
     size_t peak_in_flight; /* the measured bound */
-    bool stopped;          /* the token was cancelled before every URL was done */
+    bool stopped;          /* the run ended early (the token, or --fail-fast): some URLs
+                              were cancelled or skipped */
     size_t permits_after;  /* available permits once every thread was joined (== max_concurrent
                               unless a path leaked one; 0 with unbounded) */
 };

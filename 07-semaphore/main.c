@@ -281,7 +281,17 @@ static int configure(struct options *o, int argc, char **argv)
         return EXIT_USAGE;
     }
     if (dash) {
+        /* Reading stdin can wait for ever (a terminal, a slow pipe), and no
+         * thread exists yet to take SIGINT: let it and SIGTERM act as they
+         * would on any filter, ending the process (nothing to clean up
+         * yet), and block them again for the listener afterwards. */
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
         int status = read_stdin(o, &cap);
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
         if (status != EXIT_CONTINUE)
             return status;
     }
