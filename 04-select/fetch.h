@@ -17,8 +17,8 @@
  *
  * Shared: taught in 04-select (one fetch on the command line) and carried
  * as an identical copy by 07-semaphore, whose threads fetch many URLs at
- * once through one libcurl share handle (the options share, discard_body,
- * max_connects and quiet exist for that).
+ * once through one libcurl share handle (the options from share on exist
+ * for that; each left zero keeps 04's behaviour).
  */
 #ifndef FETCH_H
 #define FETCH_H
