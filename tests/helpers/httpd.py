@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-r"""A small local HTTP/1.1 server for the tests and benchmarks of `select fetch`.
+r"""A small local HTTP/1.1 server for the tests and benchmarks of chapters 04 and 07.
 
 Standard library only.  Each connection gets its own (daemon) thread, so many
 slow requests can be in flight at once.
@@ -29,19 +29,49 @@ Routes (GET only):
     /headers-then-stall/MS  200 with Content-Length 10, send "hello", sleep MS
                             ms, send "world"
     anything else           404 "not found: PATH\n"
+
+    ?delay=MS on any route above (MS 0..600000): sleep MS ms, counted in
+    flight, before the route runs, so /status/404?delay=300 is a slow 404 and
+    /bytes/100?delay=300 a slow 100-byte body.  A delay that is not a whole
+    number in range: 400.
+
+Counters (for 07-semaphore's tests: how much concurrency a client really
+produced, and how many connections it opened):
+    in_flight       requests being handled now: one is counted from the moment
+                    its handling starts (the request line and headers read)
+                    until just before the last write of its response, so a
+                    client can never have seen a response whose request is
+                    still counted (a client's own count of requests in flight
+                    is never below the server's)
+    max_in_flight   the highest in_flight since the start or the last reset
+    requests        requests received (counted when their handling starts,
+                    answered or not)
+    connections     TCP connections that carried at least one counted request
+                    (a connection used only for /stats, or closed without a
+                    request, as a port probe is, is not counted)
+    GET /stats          200 application/json {"in_flight": n,
+                        "max_in_flight": m, "requests": r, "connections": c};
+                        not counted itself in any of them
+    GET /stats/reset    zero max_in_flight, requests and connections (not
+                        in_flight: requests still being handled stay counted,
+                        and max_in_flight restarts from it); 200 with the
+                        counters as they were before the reset
 """
 
 import argparse
 import http
+import json
 import re
 import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 CHUNK = 64 * 1024
 MAX_BYTES = 1 << 30
+MAX_DELAY_MS = 600_000
 # byte i depends only on i % 65536, so one precomputed 64 KiB block serves
 # every chunk of /bytes/N (chunks always start at a multiple of 64 KiB).
 BLOCK = bytes((i * 7 + (i >> 8)) & 0xFF for i in range(CHUNK))
@@ -52,6 +82,55 @@ def pattern_chunks(n):
     while n > 0:
         yield BLOCK[:min(n, CHUNK)]
         n -= CHUNK
+
+
+class Stats:
+    """The counters behind /stats (see the module docstring), thread-safe."""
+
+    def __init__(self):
+        self.lock = threading.Lock()         # protects every field below
+        self.in_flight = 0                   # requests between start and end
+        self.max_in_flight = 0               # high-water mark of in_flight
+        self.requests = 0                    # requests started
+        self.connections = 0                 # connections with a counted request
+
+    def start(self, new_connection):
+        """A counted request starts (on a connection not yet counted if
+        new_connection)."""
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.requests += 1
+            if new_connection:
+                self.connections += 1
+
+    def end(self):
+        with self.lock:
+            self.in_flight -= 1
+
+    def snapshot(self):
+        with self.lock:
+            return self.snapshot_locked()
+
+    def snapshot_locked(self):
+        """The counters as a dict (the caller holds the lock)."""
+        return {"in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "requests": self.requests,
+                "connections": self.connections}
+
+    def reset(self):
+        """Zero the counters (max_in_flight restarts from in_flight); return
+        them as they were."""
+        with self.lock:
+            before = self.snapshot_locked()
+            self.max_in_flight = self.in_flight
+            self.requests = 0
+            self.connections = 0
+            return before
+
+
+STATS = Stats()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -71,13 +150,49 @@ class Handler(BaseHTTPRequestHandler):
         (re.compile(r"/headers-then-stall/(\d+)"), "stall"),
     ]
 
+    def setup(self):
+        super().setup()
+        self.counted_connection = False      # has it carried a counted request?
+        self.counted = False                 # is the current request in_flight?
+
     def do_GET(self):
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        if path == "/stats":
+            return self.reply_json(STATS.snapshot())
+        if path == "/stats/reset":
+            return self.reply_json(STATS.reset())
+        STATS.start(not self.counted_connection)
+        self.counted_connection = True
+        self.counted = True
+        try:
+            self.route(path, query)
+        finally:
+            self.uncount()                   # if the route did not already
+
+    def route(self, path, query):
+        delays = parse_qs(query).get("delay")
+        if delays is not None:
+            ms = delays[-1]
+            if not (ms.isdigit() and int(ms) <= MAX_DELAY_MS):
+                return self.reply(400, f"delay must be 0..{MAX_DELAY_MS} ms\n")
+            time.sleep(int(ms) / 1000)
         for regex, name in self.ROUTES:
             m = regex.fullmatch(path)
             if m:
                 return getattr(self, "route_" + name)(*map(int, m.groups()))
         self.reply(404, f"not found: {self.path}\n")
+
+    def uncount(self):
+        """The current request is no longer in flight (once per request)."""
+        if self.counted:
+            self.counted = False
+            STATS.end()
+
+    def last_write(self, data):
+        """Write the last bytes of a response, uncounting the request first:
+        once the client has them, the request must not be counted."""
+        self.uncount()
+        self.wfile.write(data)
 
     # --- helpers ---------------------------------------------------------
 
@@ -94,6 +209,16 @@ class Handler(BaseHTTPRequestHandler):
         if code not in (204, 304):          # these must not carry a length
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(data)))
+        if not data:                         # the headers end the response
+            self.uncount()
+        self.end_headers()
+        self.last_write(data)
+
+    def reply_json(self, obj):
+        data = (json.dumps(obj) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
@@ -133,9 +258,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(n))
+        if n == 0:                           # the headers end the response
+            self.uncount()
         self.end_headers()
-        for chunk in pattern_chunks(n):
+        chunks = pattern_chunks(n)
+        chunk = next(chunks, None)
+        for following in chunks:             # every chunk but the last
             self.wfile.write(chunk)
+            chunk = following
+        if chunk is not None:
+            self.last_write(chunk)
 
     def route_chunked(self, count, ms):
         self.send_response(200)
@@ -146,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(ms / 1000)
             data = f"chunk {i}\n".encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.write(b"0\r\n\r\n")
+        self.last_write(b"0\r\n\r\n")
 
     def route_never(self):
         self.close_connection = True
@@ -167,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"hello")
         time.sleep(ms / 1000)
-        self.wfile.write(b"world")
+        self.last_write(b"world")
 
 
 class Server(ThreadingHTTPServer):
