@@ -53,12 +53,12 @@
 struct fairsem_waiter; /* fairsem.c: one per sleeping acquire, on its stack */
 
 struct fairsem {
-    pthread_mutex_t lock;         /* protects every field below */
-    size_t permits;               /* free permits, on the counter: 0 while anyone waits */
-    bool closed;                  /* fairsem_close was called: no permit is given out again */
-    struct fairsem_waiter *head;  /* the oldest waiter, served first (FIFO) */
-    struct fairsem_waiter *tail;  /* the newest */
-    size_t waiters;               /* length of that list */
+    pthread_mutex_t lock;        /* protects every field below */
+    size_t permits;              /* free permits, on the counter: 0 while anyone waits */
+    bool closed;                 /* fairsem_close was called: no permit is given out again */
+    struct fairsem_waiter *head; /* the oldest waiter, served first (FIFO) */
+    struct fairsem_waiter *tail; /* the newest */
+    size_t waiters;              /* length of that list */
 };
 
 /* A held permit (or several): what acquire gives and release takes back.
@@ -83,7 +83,10 @@ void fairsem_destroy(struct fairsem *s);
  * Returns 0 and fills *out (out->n == n; n == 0 succeeds at once, holding
  * nothing, unless closed); or
  *   EPIPE      the semaphore is closed, or was closed while waiting;
- *   ECANCELED  token was cancelled first (checked before queueing too);
+ *   ECANCELED  token was cancelled while waiting, or before: a token
+ *              already cancelled fails an acquire that would wait (one
+ *              that finds its permits free still takes them at once:
+ *              only waiting is cancelled);
  *   ETIMEDOUT  deadline_ms passed first;
  *   EINVAL     n > FAIRSEM_MAX_PERMITS.
  * If a grant and a cancel (or the deadline) race, the grant wins when it
