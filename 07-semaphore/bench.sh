@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - chapter 07's benchmark (`make bench`); every figure next to a
 # peer measured in the same run:
-#   1. the semaphore alone (sembench.c, compiled here): acquire + release
+#   1. the semaphore alone (./sembench, from sembench.c): acquire + release
 #      pairs per second, uncontended and 64 threads on 8 permits, fairsem
 #      against a bare mutex + condvar counter, with context switches per
 #      pair and how evenly the 64 threads were served;
@@ -65,9 +65,14 @@ median() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "== 1. the semaphore alone: sembench 1 s x 3 rounds per shape ==" >&2
-cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -pthread -o "$tmp/sembench" \
-    sembench.c fairsem.c park.c cancel.c
-"$tmp/sembench" 1 3
+# `make bench` builds ./sembench first; run by hand, this compiles it.
+sembench=./sembench
+if [[ ! -x $sembench ]]; then
+    sembench=$tmp/sembench
+    cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -pthread -o "$sembench" \
+        sembench.c fairsem.c park.c cancel.c
+fi
+"$sembench" 1 3
 
 echo "== 2. $URLS URLs from nginx: semaphore vs curl --parallel, $ROUNDS rounds ==" >&2
 # nginx as the server: 2 workers for 2 cores, no access log (a log line
