@@ -25,6 +25,7 @@ struct body {
     size_t len;     /* bytes in data */
     size_t cap;     /* bytes allocated */
     size_t max;     /* the most the caller accepts */
+    bool discard;   /* count the bytes, keep none */
     bool too_large; /* the cap was hit: the transfer was stopped */
     bool no_memory; /* realloc failed: the transfer was stopped */
 };
@@ -64,7 +65,9 @@ int fetch_check_url(const char *url, char *why, size_t size)
 
 /* on_body: libcurl's write callback. Keeps the body in memory, so stdout
  * gets it only once the whole fetch has succeeded: a timed-out or
- * interrupted fetch prints nothing rather than half a file. Returning
+ * interrupted fetch prints nothing rather than half a file. With
+ * discard_body it only counts (07's fetch_all would otherwise hold every
+ * body in flight at once, N times the largest). Returning
  * less than n stops the transfer (CURLE_WRITE_ERROR). */
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
@@ -73,6 +76,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     if (n > b->max - b->len) {
         b->too_large = true;
         return 0;
+    }
+    if (b->discard) {
+        b->len += n;
+        return n;
     }
     if (b->len + n + 1 > b->cap) { /* +1: room for a NUL after the body */
         size_t cap = b->cap == 0 ? 16384 : b->cap;
@@ -151,7 +158,9 @@ static CURL *setup(const struct fetch_options *o, int64_t timeout_ms, struct bod
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_WRITEDATA, b) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "select-fetch/1.0") == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_USERAGENT,
+                         o->user_agent != NULL ? o->user_agent : "select-fetch/1.0") == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_SHARE, o->share) == CURLE_OK && /* NULL: none */
         curl_easy_setopt(e, CURLOPT_VERBOSE, o->curl_verbose ? 1L : 0L) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK; /* what curl can decode */
     if (!ok) {
@@ -221,11 +230,22 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
     if (token != NULL && (err = cancel_token_fd(token, &token_fd)) != 0)
         return err;
 
-    struct body b = {.max = o->max_body};
+    struct body b = {.max = o->max_body, .discard = o->discard_body};
+    enum log_level level = o->quiet ? LOG_DEBUG : LOG_INFO;
     char errbuf[CURL_ERROR_SIZE] = "";
     CURLM *m = curl_multi_init();
     if (m == NULL)
         return ENOMEM;
+    /* A shared connection cache is pruned to the size set on the multi
+     * handle of the transfer returning a connection to it (libcurl 7.88,
+     * conncache.c), not on the share: without this a one-transfer multi
+     * lets it keep 4, and a run of 32 at once would close 28 of its 32
+     * connections after each use. */
+    if (o->max_connects > 0 &&
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, o->max_connects) != CURLM_OK) {
+        err = ENOMEM;
+        goto out_multi;
+    }
     /* (1) Start the transfer: an easy handle added to a multi handle does
      * nothing until the loop drives it, like a future not yet polled. */
     CURL *e = setup(o, timeout_ms, &b, errbuf);
@@ -237,7 +257,7 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
         err = ENOMEM;
         goto out_easy;
     }
-    log_info("GET %s (deadline in %lld ms)", o->url, (long long)timeout_ms);
+    log_write(level, "GET %s (deadline in %lld ms)", o->url, (long long)timeout_ms);
     err = wait_done(m, token, token_fd, deadline, &r->deadline_late_ns);
     r->elapsed_ns = clock_now_ns() - start;
     if (err == 0) {
@@ -262,12 +282,13 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
         if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc != NULL)
             r->location = strdup(loc);
     }
-    log_info("fetch ended after %.3f ms: %s, HTTP %ld, %zu bytes", (double)r->elapsed_ns / 1e6,
-             err == 0           ? "complete"
-             : err == ETIMEDOUT ? "the deadline passed"
-             : err == ECANCELED ? "cancelled"
-                                : strerror(err),
-             r->status, b.len);
+    log_write(level, "fetch ended after %.3f ms: %s, HTTP %ld, %zu bytes",
+              (double)r->elapsed_ns / 1e6,
+              err == 0           ? "complete"
+              : err == ETIMEDOUT ? "the deadline passed"
+              : err == ECANCELED ? "cancelled"
+                                 : strerror(err),
+              r->status, b.len);
     /* (6) Abandon or finish, the same way: off the multi handle, then
      * freed. Removing a running transfer closes its connection; nothing of
      * it outlives this function (tokio: the request future is dropped). */
@@ -276,9 +297,9 @@ out_easy:
     curl_easy_cleanup(e);
 out_multi:
     curl_multi_cleanup(m);
-    if (err == 0 && b.data == NULL) /* an empty body: still a string */
+    if (err == 0 && b.data == NULL && !b.discard) /* an empty body: still a string */
         b.data = calloc(1, 1);
-    if (err == 0 && b.data == NULL)
+    if (err == 0 && b.data == NULL && !b.discard)
         err = ENOMEM;
     if (b.data != NULL)
         b.data[b.len] = '\0';

@@ -14,6 +14,11 @@
  * first decides; the others are simply not waited on any more, and the
  * transfer is taken off the multi handle and freed (the C form of
  * dropping the request future).
+ *
+ * Shared: taught in 04-select (one fetch on the command line) and carried
+ * as an identical copy by 07-semaphore, whose threads fetch many URLs at
+ * once through one libcurl share handle (the options share, discard_body,
+ * max_connects and quiet exist for that).
  */
 #ifndef FETCH_H
 #define FETCH_H
@@ -25,17 +30,29 @@
 #include <stdint.h>
 
 struct fetch_options {
-    const char *url;       /* http:// or https:// only */
-    bool follow_redirects; /* follow 3xx Location headers (reqwest follows by default; curl does
-                              not) */
-    long max_redirects;    /* with follow_redirects: the most hops */
-    size_t max_body;       /* a larger body fails the fetch (EFBIG) */
-    bool curl_verbose;     /* libcurl's own trace of the transfer on stderr (CURLOPT_VERBOSE) */
+    const char *url;        /* http:// or https:// only */
+    bool follow_redirects;  /* follow 3xx Location headers (reqwest follows by default; curl does
+                               not) */
+    long max_redirects;     /* with follow_redirects: the most hops */
+    size_t max_body;        /* a larger body fails the fetch (EFBIG) */
+    bool curl_verbose;      /* libcurl's own trace of the transfer on stderr (CURLOPT_VERBOSE) */
+    void *share;            /* a CURLSH * the caller set up (CURLOPT_SHARE: a connection
+                               cache and DNS cache shared by many fetches), or NULL */
+    long max_connects;      /* with share: the connections the shared cache may keep
+                               (CURLMOPT_MAXCONNECTS of the fetch's multi handle: libcurl
+                               sizes the cache from the multi the transfer runs in, 4 by
+                               default for one transfer); 0: libcurl's default */
+    bool discard_body;      /* count the body's bytes into body_len but keep none (body
+                               stays NULL); max_body still caps it */
+    const char *user_agent; /* the User-Agent header; NULL: "select-fetch/1.0" */
+    bool quiet;             /* log the start and end of the fetch at debug level, not
+                               info (a program making thousands of fetches) */
 };
 
 struct fetch_result {
     long status;              /* the last response's HTTP status; 0 if none came */
-    char *body;               /* the body received (malloc'd; NUL added after body_len) */
+    char *body;               /* the body received (malloc'd; NUL added after body_len);
+                                 NULL with discard_body */
     size_t body_len;          /* its length */
     char *location;           /* a 3xx's Location when not followed (malloc'd), or NULL */
     char error[320];          /* what failed, in libcurl's words, for the message */
