@@ -233,19 +233,9 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
     struct body b = {.max = o->max_body, .discard = o->discard_body};
     enum log_level level = o->quiet ? LOG_DEBUG : LOG_INFO;
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURLM *m = curl_multi_init();
+    CURLM *m = o->multi != NULL ? o->multi : curl_multi_init();
     if (m == NULL)
         return ENOMEM;
-    /* A shared connection cache is pruned to the size set on the multi
-     * handle of the transfer returning a connection to it (libcurl 7.88,
-     * conncache.c), not on the share: without this a one-transfer multi
-     * lets it keep 4, and a run of 32 at once would close 28 of its 32
-     * connections after each use. */
-    if (o->max_connects > 0 &&
-        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, o->max_connects) != CURLM_OK) {
-        err = ENOMEM;
-        goto out_multi;
-    }
     /* (1) Start the transfer: an easy handle added to a multi handle does
      * nothing until the loop drives it, like a future not yet polled. */
     CURL *e = setup(o, timeout_ms, &b, errbuf);
@@ -298,7 +288,8 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
 out_easy:
     curl_easy_cleanup(e);
 out_multi:
-    curl_multi_cleanup(m);
+    if (o->multi == NULL) /* a lent one goes back to its owner as it is */
+        curl_multi_cleanup(m);
     if (err == 0 && b.data == NULL && !b.discard) /* an empty body: still a string */
         b.data = calloc(1, 1);
     if (err == 0 && b.data == NULL && !b.discard)

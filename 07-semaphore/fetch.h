@@ -17,8 +17,8 @@
  *
  * Shared: taught in 04-select (one fetch on the command line) and carried
  * as an identical copy by 07-semaphore, whose threads fetch many URLs at
- * once through one libcurl share handle (the options from share on exist
- * for that; each left zero keeps 04's behaviour).
+ * once, reusing connections (the options from share on exist for that;
+ * each left zero keeps 04's behaviour).
  */
 #ifndef FETCH_H
 #define FETCH_H
@@ -36,12 +36,8 @@ struct fetch_options {
     long max_redirects;     /* with follow_redirects: the most hops */
     size_t max_body;        /* a larger body fails the fetch (EFBIG) */
     bool curl_verbose;      /* libcurl's own trace of the transfer on stderr (CURLOPT_VERBOSE) */
-    void *share;            /* a CURLSH * the caller set up (CURLOPT_SHARE: a connection
-                               cache and DNS cache shared by many fetches), or NULL */
-    long max_connects;      /* with share: the connections the shared cache may keep
-                               (CURLMOPT_MAXCONNECTS of the fetch's multi handle: libcurl
-                               sizes the cache from the multi the transfer runs in, 4 by
-                               default for one transfer); 0: libcurl's default */
+    void *share;            /* a CURLSH * the caller set up (CURLOPT_SHARE: caches shared
+                               by many fetches, such as DNS answers), or NULL */
     bool discard_body;      /* count the body's bytes into body_len but keep none (body
                                stays NULL); max_body still caps it */
     const char *user_agent; /* the User-Agent header; NULL: "select-fetch/1.0" */
@@ -49,6 +45,12 @@ struct fetch_options {
                                info (a program making thousands of fetches) */
     bool url_checked;       /* the caller has run fetch_check_url on url already: skip
                                it (parsing a URL is 6% of a fetch from a local server) */
+    void *multi;            /* a CURLM * the caller lends to this one fetch and keeps, or
+                               NULL: fetch_url makes one and frees it. A lent multi keeps
+                               its connection cache, so the next fetch it is lent to
+                               reuses the connection. Lending also saves the socketpair,
+                               4 fcntl, 2 close and 3 sigaction calls of a multi's life
+                               (libcurl 7.88) */
 };
 
 struct fetch_result {

@@ -7,19 +7,25 @@
  * Who does what:
  *   - the calling thread ("main") is the only acquirer: for each URL it
  *     takes a permit (waiting, FIFO, cancellable), notes the grant time,
- *     starts a thread and moves the permit into it, then joins whatever
- *     threads have finished and reports the results now known in order;
- *   - a fetch thread fetches its one URL with fetch_url (its deadline
- *     counted from the grant), writes results[index], puts itself on the
- *     done list and releases its permit as its very last act.
+ *     hands the job and its permit to a fetch thread (an idle one, or a
+ *     new one), then reports the results now known, in input order;
+ *   - a fetch thread runs one fetch at a time with fetch_url (its
+ *     deadline counted from the grant), writes results[index], puts the
+ *     job on the done list, makes itself idle and releases the permit.
  * Results are indexed by input position, never appended in completion
  * order (tokio#6784's trap: JoinSet::join_all returns completion order).
  *
- * The threads are joinable and joined by main (no detach, no
- * pthread_cancel): a finished thread is on the done list; main joins the
- * list after every acquire and at the end. Every acquire is woken by a
- * release, and a thread is on the list before it releases, so the threads
- * not yet joined are never many more than the permits.
+ * Each fetch starts, on a thread of its own, only once its permit is
+ * granted, as the seed spawns a task per URL; but a thread that has
+ * finished its fetch is not thrown away: it waits, idle, for main to hand
+ * it the next job (tokio, too, runs spawned tasks on threads it keeps).
+ * So there are never more fetch threads than permits (with --unbounded,
+ * than URLs at once), and the semaphore alone decides how many fetches
+ * run. Why keep them: starting and joining a thread per URL (clone,
+ * a kernel stack, exit, join) cost more than the request itself on the
+ * machine this was measured on; the README's How fast has the figures.
+ * The threads are joinable and joined by main at the end (no detach, no
+ * pthread_cancel).
  *
  * The road not taken: one thread, one curl multi handle with every
  * transfer in it, and CURLMOPT_MAX_TOTAL_CONNECTIONS as the bound (curl's
@@ -34,6 +40,7 @@
 #include "fetch.h"
 #include "lock.h"
 #include "log.h"
+#include "park.h"
 #include "parse.h"
 #include "thread.h"
 
@@ -49,9 +56,8 @@
 struct job {
     struct run *run;              /* the run it belongs to */
     size_t index;                 /* its URL's input position */
-    struct fairsem_permit permit; /* moved in from main; released as the thread's last act */
+    struct fairsem_permit permit; /* moved in from main, released by the fetch thread */
     int64_t granted_ns;           /* when the permit was granted: the deadline counts from here */
-    pthread_t thread;             /* valid once started */
     struct job *next_done;        /* the done list's link (under run->lock) */
 };
 
@@ -63,17 +69,91 @@ struct run {
     struct fetchall_stats *stats;     /* o->stats, or own_stats */
     struct fetchall_stats own_stats;  /* when the caller keeps none */
     struct fairsem sem;               /* (1) the permits */
-    CURLSH *share;                    /* (8) connection and DNS caches of every fetch */
+    CURLSH *share;                    /* (8) the DNS cache of every fetch */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per kind of data libcurl locks:
                                                          each protects that kind in share */
-    struct cancel_token *stop; /* child of o->token: --fail-fast cancels it, and a signal
-                                  through its parent; every fetch and acquire watches it */
-    pthread_attr_t attr;       /* fetch threads' attributes (their stack size) */
-    pthread_mutex_t lock;      /* protects done and main_waiting */
-    pthread_cond_t done_cond;  /* signalled when a job joins the done list while main waits */
-    struct job *done;          /* finished threads not yet joined (newest first) */
-    bool main_waiting;         /* main sleeps on done_cond */
+    struct cancel_token *stop;    /* child of o->token: --fail-fast cancels it, and a signal
+                                     through its parent; every fetch and acquire watches it */
+    pthread_attr_t attr;          /* fetch threads' attributes (their stack size) */
+    pthread_mutex_t lock;         /* protects done and main_waiting */
+    pthread_cond_t done_cond;     /* signalled when a job joins the done list while main waits */
+    struct job *done;             /* finished jobs main has not seen yet (newest first) */
+    bool main_waiting;            /* main sleeps on done_cond */
+    pthread_mutex_t multis_lock;  /* protects multis and idle_multis */
+    CURLM **multis;               /* (8) idle multi handles, each lent to one fetch at a time,
+                                     each with its connection cache (max_concurrent slots;
+                                     NULL if that calloc failed) */
+    size_t idle_multis;           /* how many of the slots hold one */
+    pthread_mutex_t workers_lock; /* protects idle_workers, all_workers and each
+                                     worker's job and quit */
+    struct worker *idle_workers;  /* fetch threads waiting for a job (a stack) */
+    struct worker *all_workers;   /* every fetch thread started, for the final join */
+    unsigned workers;             /* how many were started (main only): their names */
 };
+
+/* A fetch thread. It runs one job at a time; between jobs it waits on
+ * its parking spot for main to hand it the next (tokio: the runtime's
+ * worker threads, which a spawned task runs on). */
+struct worker {
+    struct park park;         /* sleeps here between jobs */
+    struct run *run;          /* the run it serves */
+    struct job *job;          /* the job handed to it, or NULL (under workers_lock) */
+    bool quit;                /* the run is over: return (under workers_lock) */
+    struct worker *next_idle; /* the idle stack's link (under workers_lock) */
+    struct worker *next_all;  /* the all_workers link (under workers_lock) */
+    pthread_t thread;         /* for the final join */
+    unsigned id;              /* 1, 2, ...: its name, fetch-ID */
+};
+
+/* ---- (8) connections: kept in multi handles lent to one fetch at a time --
+ *
+ * A connection is reused when the next fetch to the same host finds it
+ * idle in the cache of the multi handle it runs in. So the multi handles
+ * are kept: a fetch borrows an idle one (multi_take) and gives it back,
+ * connection and all (multi_give); a run of 2,000 URLs at 32 opens about
+ * 32 connections. A multi handle, like every libcurl handle, is used by
+ * one thread at a time, which is libcurl's rule for thread safety.
+ *
+ * The road not taken: one connection cache for all threads in a share
+ * handle (CURLSHOPT_SHARE with CURL_LOCK_DATA_CONNECT). libcurl 7.88
+ * documents that as unsafe between concurrent threads (KNOWN_BUGS 11.11,
+ * curl#4915; curl removed its threaded-shared-conn.c example for it, PR
+ * #6795), so the share handle here caches DNS answers only.
+ *
+ * multi_take: an idle multi handle, else a new one. NULL if libcurl is
+ * out of memory: fetch_url then makes its own. Lending them also saves
+ * the socketpair curl_multi_init makes and curl_multi_cleanup closes (10
+ * system calls per fetch in libcurl 7.88). */
+static CURLM *multi_take(struct run *run)
+{
+    CURLM *m = NULL;
+    lock_acquire(&run->multis_lock);
+    if (run->idle_multis > 0)
+        m = run->multis[--run->idle_multis];
+    lock_release(&run->multis_lock);
+    if (m == NULL && (m = curl_multi_init()) != NULL &&
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)run->o->max_concurrent) != CURLM_OK) {
+        curl_multi_cleanup(m);
+        m = NULL;
+    }
+    return m;
+}
+
+/* multi_give: m back to the idle ones (at most max_concurrent are kept:
+ * --unbounded has more in use at once), or freed. */
+static void multi_give(struct run *run, CURLM *m)
+{
+    if (m == NULL)
+        return;
+    lock_acquire(&run->multis_lock);
+    if (run->multis != NULL && run->idle_multis < run->o->max_concurrent) {
+        run->multis[run->idle_multis++] = m;
+        m = NULL;
+    }
+    lock_release(&run->multis_lock);
+    if (m != NULL)
+        curl_multi_cleanup(m);
+}
 
 bool fetchall_failed(const struct fetchall_result *r)
 {
@@ -88,7 +168,7 @@ bool fetchall_failed(const struct fetchall_result *r)
     }
 }
 
-/* ---- (8) the share handle: one connection cache for every thread ------ */
+/* ---- (8) the share handle: one DNS cache for every thread ------------- */
 
 /* share_lock / share_unlock: libcurl's lock callbacks. A plain mutex per
  * kind of data; `access` (shared or single) is ignored: a reader-writer
@@ -108,21 +188,8 @@ static void share_unlock(CURL *handle, curl_lock_data data, void *arg)
     lock_release(&run->share_locks[data]);
 }
 
-/* share_new: the share handle, caching connections and DNS answers for
- * every fetch of the run. 0 or ENOMEM.
- *
- * A caveat the reader should know: curl lists a shared connection cache
- * used from several threads at once as a known bug (KNOWN_BUGS 11.11,
- * curl#4915; its threaded-shared-conn.c example was removed for it), and
- * 7.88's CURLSHOPT_SHARE page says sharing connections between
- * concurrent threads is not supported. A connection is only ever used by
- * one transfer at a time (the cache hands out idle ones under our lock);
- * the trouble reported is in closing cached connections from another
- * thread. Keeping the cache as large as the permits (max_connects) makes
- * that "cache full, close the oldest" path rare. Runs here of 2,000 URLs
- * at 8 to 1,000 at once under ASan and TSan were clean, but TSan cannot
- * see inside an uninstrumented libcurl. The safe alternative: one multi
- * handle per permit, checked out by each fetch thread (its own cache). */
+/* share_new: the share handle, caching DNS answers for every fetch of the
+ * run (connections: see multi_take). 0 or ENOMEM. */
 static int share_new(struct run *run)
 {
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -132,7 +199,6 @@ static int share_new(struct run *run)
         curl_share_setopt(run->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
         curl_share_setopt(run->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
         curl_share_setopt(run->share, CURLSHOPT_USERDATA, run) != CURLSHE_OK ||
-        curl_share_setopt(run->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
         curl_share_setopt(run->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
         if (run->share != NULL)
             curl_share_cleanup(run->share);
@@ -144,8 +210,7 @@ static int share_new(struct run *run)
     return 0;
 }
 
-/* share_free: after every thread is joined (the cache's idle connections
- * are closed here). */
+/* share_free: after every thread is joined and every multi handle freed. */
 static void share_free(struct run *run)
 {
     curl_share_cleanup(run->share);
@@ -233,14 +298,10 @@ static void finish(struct run *run, const struct fetchall_result *res)
     }
 }
 
-static void *fetch_main(void *arg)
+/* fetch_one: job j, on a fetch thread: fetch, record, report. */
+static void fetch_one(struct job *j)
 {
-    struct job *j = arg;
     struct run *run = j->run;
-    char name[16];
-    snprintf(name, sizeof name, "fetch-%zu", j->index + 1);
-    thread_set_name(name); /* best effort: a name is for ps and the log */
-    log_set_thread_name(name);
     size_t now = atomic_fetch_add_explicit(&run->stats->in_flight, 1, memory_order_relaxed) + 1;
     peak_raise(run->stats, now);
 
@@ -255,7 +316,6 @@ static void *fetch_main(void *arg)
         .max_body = SIZE_MAX >> 1, /* counted, not kept: no cap needed */
         .discard_body = true,
         .share = run->share,
-        .max_connects = (long)run->o->max_concurrent, /* keep N, not 4 (fetch.c) */
         .user_agent = "semaphore/1.0",
         .quiet = true,
         .url_checked = true, /* main checked every URL before the run */
@@ -266,7 +326,9 @@ static void *fetch_main(void *arg)
      * a 503) and the deadline leaves room, with a backoff slept through
      * cancel_token_wait(run->stop, ...). Keep the permit across attempts,
      * or the bound no longer holds. */
+    fo.multi = multi_take(run);
     int err = fetch_url(&fo, run->stop, deadline_ms, &r);
+    multi_give(run, fo.multi);
     struct fetchall_result *res = &run->results[j->index];
     record(run, res, err, &r);
     res->elapsed_ns = clock_now_ns() - j->granted_ns;
@@ -274,17 +336,105 @@ static void *fetch_main(void *arg)
     finish(run, res);
     atomic_fetch_sub_explicit(&run->stats->in_flight, 1, memory_order_relaxed);
 
-    /* (6) On the done list for main to join, then the permit back, as the
-     * very last act: after it, this thread touches nothing of the run. */
+    /* (6) On the done list for main to report (the permit goes back
+     * after this, in worker_main). */
     lock_acquire(&run->lock);
     j->next_done = run->done;
     run->done = j;
     if (run->main_waiting)
         lock_cond_signal(&run->done_cond);
     lock_release(&run->lock);
-    fairsem_permit_release(&j->permit); /* tokio: drop(permit) */
     /* [/snippet] */
-    return NULL;
+}
+
+/* worker_main: a fetch thread: run the jobs main hands it, one at a time,
+ * until told to quit. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct run *run = w->run;
+    char name[16];
+    snprintf(name, sizeof name, "fetch-%u", w->id);
+    thread_set_name(name); /* best effort: a name is for ps and the log */
+    log_set_thread_name(name);
+    for (;;) {
+        lock_acquire(&run->workers_lock);
+        struct job *j = w->job;
+        bool quit = w->quit;
+        w->job = NULL;
+        lock_release(&run->workers_lock);
+        if (j != NULL) {
+            struct fairsem_permit permit = j->permit;
+            fetch_one(j);
+            /* Idle first, then the permit back: whoever the permit wakes
+             * finds this thread ready instead of starting another. */
+            lock_acquire(&run->workers_lock);
+            w->next_idle = run->idle_workers;
+            run->idle_workers = w;
+            lock_release(&run->workers_lock);
+            fairsem_permit_release(&permit); /* tokio: drop(permit) */
+            continue;
+        }
+        if (quit)
+            return NULL;
+        park_sleep_until(&w->park, CLOCK_NO_DEADLINE); /* spurious wake-ups loop */
+    }
+}
+
+/* worker_submit: hand job j to an idle fetch thread, or start one for it.
+ * Returns 0, or pthread_create's error (j then ran nowhere). */
+static int worker_submit(struct run *run, struct job *j)
+{
+    lock_acquire(&run->workers_lock);
+    struct worker *w = run->idle_workers;
+    if (w != NULL) {
+        run->idle_workers = w->next_idle;
+        w->job = j;
+    }
+    lock_release(&run->workers_lock);
+    if (w != NULL) {
+        park_wake(&w->park); /* after unlocking: it finds the lock free */
+        return 0;
+    }
+    if ((w = calloc(1, sizeof *w)) == NULL)
+        return ENOMEM;
+    park_init(&w->park);
+    w->run = run;
+    w->id = ++run->workers;
+    w->job = j; /* before it exists: no lock needed yet */
+    int err = pthread_create(&w->thread, &run->attr, worker_main, w);
+    if (err != 0) {
+        park_destroy(&w->park);
+        free(w);
+        return err;
+    }
+    lock_acquire(&run->workers_lock);
+    w->next_all = run->all_workers;
+    run->all_workers = w;
+    lock_release(&run->workers_lock);
+    return 0;
+}
+
+/* workers_join: tell every fetch thread to return, join and free them.
+ * Every job has finished. */
+static void workers_join(struct run *run)
+{
+    lock_acquire(&run->workers_lock);
+    struct worker *all = run->all_workers;
+    for (struct worker *w = all; w != NULL; w = w->next_all)
+        w->quit = true;
+    run->all_workers = run->idle_workers = NULL;
+    lock_release(&run->workers_lock);
+    for (struct worker *w = all; w != NULL; w = w->next_all)
+        park_wake(&w->park);
+    for (struct worker *w = all, *next; w != NULL; w = next) {
+        next = w->next_all;
+        int err = pthread_join(w->thread, NULL);
+        if (err != 0)
+            lock_die("pthread_join", err); /* a bug: our own joinable thread */
+        park_destroy(&w->park);
+        free(w);
+    }
 }
 
 /* ---- main's side: start, join, report --------------------------------- */
@@ -293,8 +443,8 @@ static void *fetch_main(void *arg)
 struct reporter {
     bool *known;    /* known[i]: results[i] is final (main's own array) */
     size_t next;    /* the first index not reported yet */
-    size_t started; /* threads started */
-    size_t joined;  /* of them joined */
+    size_t started; /* jobs handed to a fetch thread */
+    size_t joined;  /* of them seen back on the done list */
 };
 
 /* report_prefix: call the report callback for every result now known in
@@ -308,8 +458,8 @@ static void report_prefix(struct run *run, struct reporter *rep)
     }
 }
 
-/* reap: join every thread on the done list; with wait, first sleep until
- * the list is not empty. Then report what became known. */
+/* reap: take the done list; with wait, first sleep until it is not
+ * empty. Then report what became known. */
 static void reap(struct run *run, struct job *jobs, struct reporter *rep, bool wait)
 {
     lock_acquire(&run->lock);
@@ -322,10 +472,7 @@ static void reap(struct run *run, struct job *jobs, struct reporter *rep, bool w
     run->done = NULL;
     lock_release(&run->lock);
     for (struct job *j = list, *next; j != NULL; j = next) {
-        next = j->next_done; /* read before the join: j is main's, but be plain */
-        int err = pthread_join(j->thread, NULL);
-        if (err != 0)
-            lock_die("pthread_join", err); /* a bug: our own joinable thread */
+        next = j->next_done;
         rep->known[j - jobs] = true;
         rep->joined++;
     }
@@ -363,8 +510,8 @@ static size_t run_loop(struct run *run, struct job *jobs, struct reporter *rep)
          * cancel_token_wait(run->stop, next_token_ms). Before is kinder
          * (no permit held while sleeping). */
         if (!o->unbounded) {
-            /* (2) Wait for a permit HERE, before any thread exists: this
-             * is what bounds the threads. FIFO; cancellable by the token. */
+            /* (2) Wait for a permit HERE, before the fetch has a thread:
+             * this is what bounds the threads. FIFO; cancellable. */
             int err = fairsem_acquire(&run->sem, run->stop, CLOCK_NO_DEADLINE, &j->permit);
             if (err != 0)
                 break; /* ECANCELED (EPIPE cannot happen: nobody closes it) */
@@ -381,15 +528,15 @@ static size_t run_loop(struct run *run, struct job *jobs, struct reporter *rep)
          * hold what the other waits for. */
         /* (3) The fetch's deadline starts now, at the grant. */
         j->granted_ns = clock_now_ns();
-        /* (4) Start the thread; the permit moves into it (a plain copy:
-         * from here main never touches j->permit again). */
-        int err = pthread_create(&j->thread, &run->attr, fetch_main, j);
+        /* (4) Give it a thread (an idle one, or a new one); the permit
+         * moves with it (from here main never touches j->permit). */
+        int err = worker_submit(run, j);
         if (err != 0)
             start_failed(run, j, err, rep);
         else
             rep->started++;
         atomic_store_explicit(&run->stats->started, rep->started, memory_order_relaxed);
-        /* (7) Join whoever has finished; report what is known in order. */
+        /* (7) Report what is known now, in input order. */
         reap(run, jobs, rep, false);
     }
     /* [/snippet] */
@@ -428,10 +575,14 @@ int fetchall_run(const struct fetchall_options *o, struct fetchall_result *resul
         goto out_sem;
     lock_mutex_init(&run.lock);
     lock_cond_init(&run.done_cond);
+    lock_mutex_init(&run.multis_lock);
+    lock_mutex_init(&run.workers_lock);
+    run.multis = calloc(o->max_concurrent, sizeof *run.multis); /* NULL: none kept */
 
     size_t reached = run_loop(&run, jobs, &rep);
     while (rep.joined < rep.started)
         reap(&run, jobs, &rep, true); /* the end: wait for each to finish */
+    workers_join(&run);
     for (size_t i = reached; i < o->count; i++) {
         results[i].kind = FETCHALL_SKIPPED;
         rep.known[i] = true;
@@ -456,6 +607,11 @@ int fetchall_run(const struct fetchall_options *o, struct fetchall_result *resul
 
     lock_cond_destroy(&run.done_cond);
     lock_mutex_destroy(&run.lock);
+    for (size_t i = 0; i < run.idle_multis; i++) /* before the share they used */
+        curl_multi_cleanup(run.multis[i]);
+    free(run.multis);
+    lock_mutex_destroy(&run.multis_lock);
+    lock_mutex_destroy(&run.workers_lock);
     share_free(&run);
 out_sem:
     fairsem_destroy(&run.sem);

@@ -16,11 +16,12 @@
  *     for h in handles { results.push(h.await??); }           // input order
  *
  * The C form keeps the shape and the order of its two steps: the caller's
- * thread acquires a permit of a fair semaphore (fairsem.h), then starts a
- * thread for the fetch and moves the permit into it; the thread releases
- * it as its last act. Acquiring before starting bounds the threads that
- * exist, not only those that run (acquiring inside the thread would start
- * all 2,000 at once and let 8 of them work).
+ * thread acquires a permit of a fair semaphore (fairsem.h), then hands the
+ * fetch to a thread of its own (an idle fetch thread, or a new one) and
+ * moves the permit with it; the thread releases it when the fetch is
+ * over. Acquiring before starting bounds the threads that exist, not only
+ * those that run (acquiring inside the thread would start all 2,000 at
+ * once and let 8 of them work).
  *
  * Stricter than the seed, on purpose: every URL gets a result (the seed's
  * `?` stops at the lowest-index error and drops the rest), an HTTP status
