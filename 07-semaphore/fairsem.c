@@ -56,6 +56,20 @@ struct fairsem_waiter {
     bool taken;                       /* taken off by another thread: one park_wake comes */
 };
 
+/* waiter_append: list w at the back (the newest). Lock held. */
+static void waiter_append(struct fairsem *s, struct fairsem_waiter *w)
+{
+    w->prev = s->tail;
+    w->next = NULL;
+    if (s->tail != NULL)
+        s->tail->next = w;
+    else
+        s->head = w;
+    s->tail = w;
+    w->listed = true;
+    s->waiters++;
+}
+
 /* waiter_unlink: take w off the list. Lock held. */
 static void waiter_unlink(struct fairsem *s, struct fairsem_waiter *w)
 {
@@ -206,14 +220,7 @@ int fairsem_acquire_many(struct fairsem *s, size_t n, struct cancel_token *token
         park_destroy(&w.park);
         return ECANCELED;
     }
-    w.prev = s->tail;
-    if (s->tail != NULL)
-        s->tail->next = &w;
-    else
-        s->head = &w;
-    s->tail = &w;
-    w.listed = true;
-    s->waiters++;
+    waiter_append(s, &w);
 
     /* (3) Sleep until taken (granted, closed, cancelled) or the deadline. */
     bool posted;
