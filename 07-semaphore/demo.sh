@@ -6,7 +6,7 @@
 #      later URLs finish first, and the peak is 4 in flight;
 #   2. what goes wrong: the same 40 with --unbounded (a thread per URL,
 #      all at once): the peaks in flight and in descriptors jump, and the
-#      server's own count (/stats max_in_flight, when it has one) shows
+#      server's own count (/stats max_in_flight) shows
 #      what it had to carry.
 # Each run takes 2 to 5 seconds; the server is stopped at the end.
 set -euo pipefail
@@ -37,21 +37,18 @@ done
 addr=$(sed -n 's/^listening on //p' "$tmp/httpd.out")
 [[ -n $addr ]] || { echo "demo.sh: the test server did not start" >&2; exit 1; }
 
-# /stats and ?delay= exist once httpd.py has them; /delay/MS always does.
-has_stats=false
-curl -fs "http://$addr/stats" >/dev/null 2>&1 && has_stats=true
+# The server's own counts (in flight at most, requests, connections),
+# then zeroed for the next run.
 stats() {
-    if $has_stats; then
-        echo "server: $(curl -fs "http://$addr/stats")"
-        curl -fs "http://$addr/stats/reset" >/dev/null
-    fi
+    echo "server: $(curl -fs "http://$addr/stats")"
+    curl -fs "http://$addr/stats/reset" >/dev/null
 }
 
 # URL i waits 700 - 10 i ms: the later ones finish first.
 for i in $(seq 1 40); do
     echo "http://$addr/delay/$((700 - 10 * i))"
 done >"$tmp/urls"
-$has_stats && curl -fs "http://$addr/stats/reset" >/dev/null
+curl -fs "http://$addr/stats/reset" >/dev/null
 
 say "1. 40 slow URLs, at most 4 at once (semaphore --max-concurrent 4 - <urls)"
 ./semaphore --max-concurrent 4 - <"$tmp/urls"
