@@ -68,8 +68,8 @@ struct run {
                                          thread, read by main only after joining it */
     struct fetchall_stats *stats;     /* o->stats, or own_stats */
     struct fetchall_stats own_stats;  /* when the caller keeps none */
-    struct fairsem sem;               /* (1) the permits */
-    CURLSH *share;                    /* (8) the DNS cache of every fetch */
+    struct fairsem sem;               /* (6) the permits */
+    CURLSH *share;                    /* (13) the DNS cache of every fetch */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per kind of data libcurl locks:
                                                          each protects that kind in share */
     struct cancel_token *stop;    /* child of o->token: --fail-fast cancels it, and a signal
@@ -80,7 +80,7 @@ struct run {
     struct job *done;             /* finished jobs main has not seen yet (newest first) */
     bool main_waiting;            /* main sleeps on done_cond */
     pthread_mutex_t multis_lock;  /* protects multis and idle_multis */
-    CURLM **multis;               /* (8) idle multi handles, each lent to one fetch at a time,
+    CURLM **multis;               /* (13) idle multi handles, each lent to one fetch at a time,
                                      each with its connection cache (max_concurrent slots;
                                      NULL if that calloc failed) */
     size_t idle_multis;           /* how many of the slots hold one */
@@ -105,7 +105,7 @@ struct worker {
     unsigned id;              /* 1, 2, ...: its name, fetch-ID */
 };
 
-/* ---- (8) connections: kept in multi handles lent to one fetch at a time --
+/* ---- (13) connections: kept in multi handles lent to one fetch at a time --
  *
  * A connection is reused when the next fetch to the same host finds it
  * idle in the cache of the multi handle it runs in. So the multi handles
@@ -168,7 +168,7 @@ bool fetchall_failed(const struct fetchall_result *r)
     }
 }
 
-/* ---- (8) the share handle: one DNS cache for every thread ------------- */
+/* ---- (13) the share handle: one DNS cache for every thread ------------- */
 
 /* share_lock / share_unlock: libcurl's lock callbacks. A plain mutex per
  * kind of data; `access` (shared or single) is ignored: a reader-writer
@@ -306,7 +306,7 @@ static void fetch_one(struct job *j)
     peak_raise(run->stats, now);
 
     /* [snippet:fetch_thread] */
-    /* (5) The fetch, bounded by a deadline that started at the grant (not
+    /* (10) The fetch, bounded by a deadline that started at the grant (not
      * while this URL waited for a permit: curl's own docs warn that a
      * timeout covering the queue may expire before the transfer starts). */
     struct fetch_options fo = {
@@ -336,7 +336,7 @@ static void fetch_one(struct job *j)
     finish(run, res);
     atomic_fetch_sub_explicit(&run->stats->in_flight, 1, memory_order_relaxed);
 
-    /* (6) On the done list for main to report (the permit goes back
+    /* (11) On the done list for main to report (the permit goes back
      * after this, in worker_main). */
     lock_acquire(&run->lock);
     j->next_done = run->done;
@@ -347,6 +347,7 @@ static void fetch_one(struct job *j)
     /* [/snippet] */
 }
 
+/* [snippet:worker_main] */
 /* worker_main: a fetch thread: run the jobs main hands it, one at a time,
  * until told to quit. */
 static void *worker_main(void *arg)
@@ -366,8 +367,8 @@ static void *worker_main(void *arg)
         if (j != NULL) {
             struct fairsem_permit permit = j->permit;
             fetch_one(j);
-            /* Idle first, then the permit back: whoever the permit wakes
-             * finds this thread ready instead of starting another. */
+            /* (11) Idle first, then the permit back: whoever the permit
+             * wakes finds this thread ready instead of starting another. */
             lock_acquire(&run->workers_lock);
             w->next_idle = run->idle_workers;
             run->idle_workers = w;
@@ -380,6 +381,7 @@ static void *worker_main(void *arg)
         park_sleep_until(&w->park, CLOCK_NO_DEADLINE); /* spurious wake-ups loop */
     }
 }
+/* [/snippet] */
 
 /* worker_submit: hand job j to an idle fetch thread, or start one for it.
  * Returns 0, or pthread_create's error (j then ran nowhere). */
@@ -510,7 +512,7 @@ static size_t run_loop(struct run *run, struct job *jobs, struct reporter *rep)
          * cancel_token_wait(run->stop, next_token_ms). Before is kinder
          * (no permit held while sleeping). */
         if (!o->unbounded) {
-            /* (2) Wait for a permit HERE, before the fetch has a thread:
+            /* (7) Wait for a permit HERE, before the fetch has a thread:
              * this is what bounds the threads. FIFO; cancellable. */
             int err = fairsem_acquire(&run->sem, run->stop, CLOCK_NO_DEADLINE, &j->permit);
             if (err != 0)
@@ -526,9 +528,9 @@ static size_t run_loop(struct run *run, struct job *jobs, struct reporter *rep)
          * small map host -> semaphore), acquired after this one. Always in
          * the same order (global, then host), or two acquirers could each
          * hold what the other waits for. */
-        /* (3) The fetch's deadline starts now, at the grant. */
+        /* (8) The fetch's deadline starts now, at the grant. */
         j->granted_ns = clock_now_ns();
-        /* (4) Give it a thread (an idle one, or a new one); the permit
+        /* (9) Give it a thread (an idle one, or a new one); the permit
          * moves with it (from here main never touches j->permit). */
         int err = worker_submit(run, j);
         if (err != 0)
@@ -536,7 +538,7 @@ static size_t run_loop(struct run *run, struct job *jobs, struct reporter *rep)
         else
             rep->started++;
         atomic_store_explicit(&run->stats->started, rep->started, memory_order_relaxed);
-        /* (7) Report what is known now, in input order. */
+        /* (12) Report what is known now, in input order. */
         reap(run, jobs, rep, false);
     }
     /* [/snippet] */
@@ -568,7 +570,7 @@ int fetchall_run(const struct fetchall_options *o, struct fetchall_result *resul
         err = cancel_token_new(&run.stop);
     if (err != 0)
         goto out_attr;
-    /* (1) One semaphore of max_concurrent permits (tokio: Semaphore::new). */
+    /* (6) One semaphore of max_concurrent permits (tokio: Semaphore::new). */
     if ((err = fairsem_init(&run.sem, o->unbounded ? 0 : o->max_concurrent)) != 0)
         goto out_token;
     if ((err = share_new(&run)) != 0)
