@@ -264,6 +264,11 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
         if (err != 0 && os_errno != 0) /* curl's words, then the system's */
             snprintf(r->error, sizeof r->error, "%s (%s)",
                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), strerror((int)os_errno));
+        else if (err != 0 && rc == CURLE_COULDNT_CONNECT) /* no errno: no socket at all */
+            snprintf(r->error, sizeof r->error,
+                     "%s (no socket could be opened: out of file "
+                     "descriptors? see ulimit -n)",
+                     errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
         else if (err != 0)
             snprintf(r->error, sizeof r->error, "%s",
                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));

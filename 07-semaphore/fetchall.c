@@ -52,6 +52,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The idle connections one multi handle keeps. It runs one transfer at a
+ * time, so the connection for the next fetch is all it needs; libcurl's
+ * default (4 per handle) or max_concurrent would let N handles keep up to
+ * N x N sockets open when the URLs name many hosts. 2: one spare for a
+ * second host. */
+#define FETCHALL_CONNS_PER_MULTI 2L
+
 /* One URL's fetch thread, and what main knows of it. */
 struct job {
     struct run *run;              /* the run it belongs to */
@@ -132,7 +139,7 @@ static CURLM *multi_take(struct run *run)
         m = run->multis[--run->idle_multis];
     lock_release(&run->multis_lock);
     if (m == NULL && (m = curl_multi_init()) != NULL &&
-        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)run->o->max_concurrent) != CURLM_OK) {
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, FETCHALL_CONNS_PER_MULTI) != CURLM_OK) {
         curl_multi_cleanup(m);
         m = NULL;
     }

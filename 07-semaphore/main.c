@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "fetch.h"
 #include "fetchall.h"
+#include "lock.h"
 #include "log.h"
 #include "parse.h"
 #include "signals.h"
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Exit statuses, the same in every program of the repository (3, a
@@ -43,6 +45,8 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONTINUE = -1 };
 #define STDIN_LINE_MAX  8192 /* bytes of one URL line on stdin, newline excluded */
 #define MONITOR_TICK_MS 10   /* fd sampling period */
 #define PROGRESS_TICKS  10   /* progress line every 10 samples: 10 times a second */
+#define FDS_PER_FETCH   3    /* a fetch in flight: its socket and its multi handle's socketpair */
+#define FDS_SPARE       64   /* stdio, the tokens' pipes, the monitor's opendir, libcurl's own */
 
 static void usage(FILE *out)
 {
@@ -65,8 +69,9 @@ static void usage(FILE *out)
                  "                                        connect, headers and body\n"
                  "  --fail-fast                           at the first failure start no more\n"
                  "                                        fetches and abandon those in flight\n"
-                 "  --unbounded                           what goes wrong: no semaphore, a thread\n"
-                 "                                        per URL, all started at once\n"
+                 "  --unbounded                           what goes wrong: no semaphore, every\n"
+                 "                                        fetch started at once (up to a thread\n"
+                 "                                        per URL)\n"
                  "  --log-level LEVEL    LOG_LEVEL        error, warn, info, debug, trace\n"
                  "                                        (default info)\n"
                  "  -v, -vv                               more verbose\n"
@@ -204,6 +209,11 @@ static int read_stdin(struct options *o, size_t *cap)
             status = EXIT_USAGE;
             goto out;
         }
+        if (memchr(line, '\0', n) != NULL) { /* a C string would end there: say so */
+            fprintf(stderr, "error: line %zu of stdin holds a NUL byte\n", lineno);
+            status = EXIT_USAGE;
+            goto out;
+        }
         const char *s = line, *e = line + n;
         while (s < e && (*s == ' ' || *s == '\t' || *s == '\r'))
             s++;
@@ -322,6 +332,10 @@ struct monitor {
     int64_t start_ms;             /* when the run began */
     atomic_size_t peak_fds;       /* the most descriptors seen open */
     atomic_bool drawn;            /* a progress line is on the screen now */
+    pthread_mutex_t out_lock;     /* held by main while it clears the line and prints a result,
+                                     and by the monitor while it draws: the two never mix on a
+                                     terminal. The monitor only tries it (trylock), so main's
+                                     stdout, which may block, never holds the monitor up */
     pthread_t thread;             /* the monitor thread */
 };
 
@@ -377,8 +391,10 @@ static void *monitor_main(void *arg)
         size_t fds = fds_open();
         if (fds > atomic_load(&m->peak_fds))
             atomic_store(&m->peak_fds, fds); /* only this thread writes it */
-        if (m->progress && tick % PROGRESS_TICKS == 0)
-            progress_draw(m);
+        if (m->progress && tick % PROGRESS_TICKS == 0 && pthread_mutex_trylock(&m->out_lock) == 0) {
+            progress_draw(m); /* busy (main is printing): skip this one */
+            lock_release(&m->out_lock);
+        }
         if (cancel_token_wait(m->stop, clock_deadline_ms(MONITOR_TICK_MS)) == 0)
             break;
     }
@@ -390,9 +406,10 @@ static void *monitor_main(void *arg)
 
 /* What the report callback needs. */
 struct printer {
-    const struct options *o; /* the URLs */
-    struct monitor *monitor; /* for progress_clear */
-    int write_error;         /* the first stdout write's errno (EPIPE...), or 0 */
+    const struct options *o;    /* the URLs */
+    struct monitor *monitor;    /* for progress_clear */
+    struct cancel_token *token; /* the run's: a stdout that fails stops the run */
+    int write_error;            /* the first stdout write's errno (EPIPE...), or 0 */
 };
 
 static const char *status_text(const struct fetchall_result *r, char *buf, size_t size)
@@ -422,12 +439,20 @@ static void print_result(void *arg, size_t index, const struct fetchall_result *
         snprintf(secs, sizeof secs, "-");
     else
         snprintf(secs, sizeof secs, "%.3f", (double)r->elapsed_ns / 1e9);
+    if (p->write_error != 0)
+        return; /* stdout is gone: the run is stopping */
+    lock_acquire(&p->monitor->out_lock);
     progress_clear(p->monitor);
-    if (printf("%zu %s %zu %s %s\n", index + 1, status_text(r, status, sizeof status), r->bytes,
-               secs, p->o->urls[index]) < 0 ||
-        fflush(stdout) != 0) {
-        if (p->write_error == 0)
-            p->write_error = errno != 0 ? errno : EIO;
+    errno = 0;
+    bool failed = printf("%zu %s %zu %s %s\n", index + 1, status_text(r, status, sizeof status),
+                         r->bytes, secs, p->o->urls[index]) < 0 ||
+                  fflush(stdout) != 0;
+    lock_release(&p->monitor->out_lock);
+    if (failed) {
+        /* A reader that went away (`| head -1`) will read nothing more:
+         * stop the run rather than fetch the rest for nobody. */
+        p->write_error = errno != 0 ? errno : EIO;
+        cancel_token_cancel(p->token);
     }
 }
 
@@ -441,6 +466,39 @@ static void on_force(int signo, void *arg)
 }
 
 /* ---- main ------------------------------------------------------------- */
+
+/* fd_budget: make room for the descriptors the run needs at most (about
+ * FDS_PER_FETCH per fetch in flight): raise the soft RLIMIT_NOFILE toward
+ * the hard one if it is short (as Go's runtime does at start-up), and if
+ * even the hard limit is short refuse a bounded run with exit 2 rather
+ * than fail hundreds of URLs with "Couldn't connect" (EMFILE). An
+ * unbounded run is let through with a warning: running out is the lesson
+ * of --unbounded. EXIT_CONTINUE or EXIT_USAGE. */
+static int fd_budget(const struct options *o)
+{
+    size_t at_once = o->unbounded ? o->count : o->max_concurrent;
+    rlim_t need = (rlim_t)at_once * FDS_PER_FETCH + FDS_SPARE;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return EXIT_CONTINUE;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+    if (want > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        rl.rlim_cur = want;
+    if (rl.rlim_cur >= need)
+        return EXIT_CONTINUE;
+    if (o->unbounded) {
+        log_warn("%zu fetches at once need about %llu file descriptors; the limit is %llu "
+                 "(ulimit -n): expect failures",
+                 at_once, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+        return EXIT_CONTINUE;
+    }
+    fprintf(stderr,
+            "error: --max-concurrent %zu needs about %llu file descriptors, and the limit is "
+            "%llu (ulimit -n)\n",
+            at_once, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+    return EXIT_USAGE;
+}
 
 /* summarize: the failures, the summary line and, if a signal stopped the
  * run, what it cut short; returns the exit status. */
@@ -463,7 +521,7 @@ static int summarize(const struct options *o, const struct fetchall_result *resu
     int signo = signals_received();
     if (signo != 0 && s->stopped) {
         fprintf(stderr,
-                "interrupted by %s: %zu fetched, %zu abandoned in flight, %zu not started\n",
+                "interrupted by %s: %zu finished, %zu abandoned in flight, %zu not started\n",
                 signo == SIGINT ? "SIGINT" : "SIGTERM", o->count - s->cancelled - s->skipped,
                 s->cancelled, s->skipped);
         return 128 + signo;
@@ -482,6 +540,8 @@ int main(int argc, char **argv)
     }
     struct options o;
     int status = configure(&o, argc, argv);
+    if (status == EXIT_CONTINUE)
+        status = fd_budget(&o);
     if (status != EXIT_CONTINUE)
         goto out_options;
     status = EXIT_RUNTIME;
@@ -510,12 +570,13 @@ int main(int argc, char **argv)
         goto out_signals;
     }
     mon.start_ms = clock_now_ms();
+    lock_mutex_init(&mon.out_lock);
     if ((err = pthread_create(&mon.thread, NULL, monitor_main, &mon)) != 0) {
         fprintf(stderr, "error: cannot start the monitor thread: %s\n", strerror(err));
-        goto out_monitor_token;
+        goto out_monitor_lock;
     }
 
-    struct printer printer = {.o = &o, .monitor = &mon};
+    struct printer printer = {.o = &o, .monitor = &mon, .token = token};
     struct fetchall_options fo = {
         .urls = (const char *const *)o.urls,
         .count = o.count,
@@ -548,7 +609,8 @@ int main(int argc, char **argv)
                 status = EXIT_RUNTIME;
         }
     }
-out_monitor_token:
+out_monitor_lock:
+    lock_mutex_destroy(&mon.out_lock);
     cancel_token_release(mon.stop);
 out_signals:
     signals_stop();
