@@ -74,7 +74,7 @@ if [[ ! -x $sembench ]]; then
 fi
 "$sembench" 1 3
 
-echo "== 2. $URLS URLs from nginx: semaphore vs curl --parallel, $ROUNDS rounds ==" >&2
+echo "== 2. $URLS URLs from nginx: semaphore vs curl --parallel, $ROUNDS rounds (wall s: semaphore/curl) ==" >&2
 # nginx as the server: 2 workers for 2 cores, no access log (a log line
 # per request would be most of its work), keep-alive connections kept for
 # any number of requests, and stub_status for the count of accepted

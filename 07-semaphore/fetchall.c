@@ -312,7 +312,7 @@ static void fetch_one(struct job *j)
     size_t now = atomic_fetch_add_explicit(&run->stats->in_flight, 1, memory_order_relaxed) + 1;
     peak_raise(run->stats, now);
 
-    /* [snippet:fetch_thread] */
+    /* [snippet:fetch_one] */
     /* (10) The fetch, bounded by a deadline that started at the grant (not
      * while this URL waited for a permit: curl's own docs warn that a
      * timeout covering the queue may expire before the transfer starts). */
@@ -508,7 +508,7 @@ static size_t run_loop(struct run *run, struct job *jobs, struct reporter *rep)
 {
     const struct fetchall_options *o = run->o;
     size_t i = 0;
-    /* [snippet:acquire_then_spawn] */
+    /* [snippet:run_loop] */
     for (; i < o->count; i++) {
         struct job *j = &jobs[i];
         *j = (struct job){.run = run, .index = i};
