@@ -1,6 +1,6 @@
 /* fetchall.c - fetch many URLs, at most N at once (see fetchall.h).
  *
- * tokio counterpart: the seed's fetch_all: Semaphore::acquire_owned
+ * tokio counterpart: fetch_all (see fetchall.h): Semaphore::acquire_owned
  * before tokio::spawn, the permit dropped inside the task, the JoinHandles
  * awaited in input order.
  *
@@ -16,7 +16,7 @@
  * order (tokio#6784's trap: JoinSet::join_all returns completion order).
  *
  * Each fetch starts, on a thread of its own, only once its permit is
- * granted, as the seed spawns a task per URL; but a thread that has
+ * granted, as fetch_all spawns a task per URL; but a thread that has
  * finished its fetch is not thrown away: it waits, idle, for main to hand
  * it the next job (tokio, too, runs spawned tasks on threads it keeps).
  * So there are never more fetch threads than permits (with --unbounded,
@@ -31,7 +31,8 @@
  * transfer in it, and CURLMOPT_MAX_TOTAL_CONNECTIONS as the bound (curl's
  * own queue; what `curl --parallel` does). Fewer threads, but no
  * semaphore to teach, and curl's queue has no FIFO or close semantics of
- * ours: this chapter follows the seed's thread-per-fetch shape instead.
+ * ours: this chapter keeps fetch_all's shape (a permit, then a fetch of
+ * its own) instead.
  */
 #include "fetchall.h"
 

@@ -1,5 +1,5 @@
 /* fetchall.h - fetch many URLs, at most N at once, results in input order:
- * the seed's fetch_all in C.
+ * the usual tokio fetch_all in C.
  *
  * tokio counterpart:
  *
@@ -23,7 +23,7 @@
  * those that run (acquiring inside the thread would start all 2,000 at
  * once and let 8 of them work).
  *
- * Stricter than the seed, on purpose: every URL gets a result (the seed's
+ * Stricter than the Rust version, on purpose: every URL gets a result (its
  * `?` stops at the lowest-index error and drops the rest), an HTTP status
  * of 400 and up counts as a failure, and bodies are counted, never kept.
  */

@@ -1,7 +1,7 @@
 /* main.c - chapter 07: fetch many URLs, at most N at once, with a fair
  * semaphore.
  *
- * tokio counterpart: the seed's program around fetch_all:
+ * tokio counterpart: a program around fetch_all (fetchall.h):
  *
  *     let urls: Vec<String> = std::env::args().skip(1).collect();
  *     let results = fetch_all(urls, 8).await?;
