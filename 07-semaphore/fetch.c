@@ -265,8 +265,8 @@ int fetch_url(const struct fetch_options *o, struct cancel_token *token, int64_t
             snprintf(r->error, sizeof r->error, "%s (%s)",
                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), strerror((int)os_errno));
         else if (err != 0 && rc == CURLE_COULDNT_CONNECT) /* no errno: no socket at all */
-            snprintf(r->error, sizeof r->error,
-                     "%s (no socket could be opened: out of file "
+            snprintf(r->error, sizeof r->error,           /* errbuf: CURL_ERROR_SIZE, 256 */
+                     "%.240s (no socket could be opened: out of file "
                      "descriptors? see ulimit -n)",
                      errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
         else if (err != 0)
