@@ -515,7 +515,7 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
     if (timeout != 0) /* not on the fast path: logging is a write(2) */
         log_trace("driving the reactor: %zu fds, %zu timers, poll timeout %d ms (-1: none)", nfds,
                   ntimers, timeout);
-    int ready = poll(rt->pfds, (nfds_t)n, timeout); /* (1) the only place anyone sleeps on I/O */
+    int ready = poll(rt->pfds, (nfds_t)n, timeout); /* (11) the only place anyone sleeps on I/O */
     int poll_errno = errno;
     lock_acquire(&rt->lock);
     rt->driver_in_poll = false;
@@ -532,13 +532,13 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
         return; /* shutdown dropped every waiting task while we slept */
 
     size_t pushed = 0;
-    if (ready > 0 && rt->pfds[0].revents != 0) { /* (2) drain the wake pipe */
+    if (ready > 0 && rt->pfds[0].revents != 0) { /* (12) drain the wake pipe */
         char buf[64];
         while (read(rt->wake_rd, buf, sizeof buf) > 0)
             ;
         rt->wake_pending = false;
     }
-    for (size_t i = 1; ready > 0 && i < n; i++) { /* (3) fds that became ready */
+    for (size_t i = 1; ready > 0 && i < n; i++) { /* (13) ready fds: one-shot, removed */
         if (rt->pfds[i].revents == 0)
             continue;
         struct runtime_task *t = rt->pfd_tasks[i];
@@ -547,7 +547,7 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
         ready_push_locked(rt, t);
         pushed++;
     }
-    int64_t now = clock_now_us(); /* (4) timers that are due */
+    int64_t now = clock_now_us(); /* (14) timers that are due */
     while (rt->ntimers > 0 && rt->timers[0]->deadline_us <= now) {
         struct runtime_task *t = timer_pop_locked(rt);
         atomic_store(&t->state, TASK_QUEUED);
@@ -555,7 +555,7 @@ static void drive_locked(struct runtime *rt, enum drive_mode mode, bool caller_r
         pushed++;
     }
 
-    /* (5) Wake threads for what was queued, less the one task a worker
+    /* (15) Wake threads for what was queued, less the one task a worker
      * about to take a batch will run itself (a joiner may run none: it
      * returns as soon as its own task is done), and one more to take over
      * the reactor if anything still waits on it, so timers are not late
@@ -830,10 +830,10 @@ int runtime_spawn(struct runtime *rt, runtime_task_fn *fn, void *arg, struct run
     if (handle != NULL)
         *handle = t;
 
-    /* (1) Append to the run queue: one atomic exchange, no lock. */
+    /* (5) Append to the run queue: one atomic exchange, no lock. */
     queue_push(rt, t);
 
-    /* (2) Wake a parked thread only if there is one: a thread about to park
+    /* (6) Wake a parked thread only if there is one: a thread about to park
      * re-checks the queue after publishing idle_hint, so either it sees our
      * task or we see it (both sides use sequentially consistent atomics). */
     if (atomic_load(&rt->idle_hint) > 0) {
@@ -927,8 +927,8 @@ int runtime_join(struct runtime_task *t, void **result)
         int s = atomic_load(&t->state);
         if (task_is_final(s))
             break;
-        /* (1) Not started: run it here, or drop it if shutdown has begun.
-         * On current_thread the queue is served in order instead (step 2),
+        /* (7) Not started: run it here, or drop it if shutdown has begun.
+         * On current_thread the queue is served in order instead (step 8),
          * which reaches it too and leaves no claimed task in the queue. */
         if (s == TASK_QUEUED && (rt->nworkers > 0 || !may_help) && task_claim(t)) {
             if (atomic_load(&rt->shutting_down))
@@ -944,20 +944,20 @@ int runtime_join(struct runtime_task *t, void **result)
         lock_acquire(&rt->lock);
         maybe_poll_reactor_locked(rt, false);
         struct runtime_task *other = may_help ? queue_pop_locked(rt) : NULL;
-        if (other != NULL) { /* (2) help: run another queued task */
+        if (other != NULL) { /* (8) help: run another queued task */
             lock_release(&rt->lock);
             rt_tls_help_depth++;
             run_taken(rt, other);
             rt_tls_help_depth--;
             continue;
         }
-        if ((s == TASK_RUNNING && spins++ < RT_JOIN_SPINS) || /* (3) about to finish? */
+        if ((s == TASK_RUNNING && spins++ < RT_JOIN_SPINS) || /* (9) about to finish? */
             (may_help && !queue_is_empty_locked(rt))) {       /* or a push in flight */
             lock_release(&rt->lock);
             sched_yield();
             continue;
         }
-        /* (4) Sleep until it is done, unless its state moved since we read
+        /* (10) Sleep until it is done, unless its state moved since we read
          * it: a timer that fired meanwhile made it QUEUED (under rt->lock,
          * which we hold, so no other such change can slip in now). */
         atomic_store(&t->join_waiting, true);
