@@ -262,6 +262,12 @@ static void *server_thread(void *arg)
     return NULL;
 }
 
+/* plural: "s" unless n is 1, for counts in log lines. */
+static const char *plural(unsigned long long n)
+{
+    return n == 1 ? "" : "s";
+}
+
 /* on_force: the second signal's last words (no locks: atomics only). */
 static void on_force(int signo, void *arg)
 {
@@ -337,10 +343,13 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
     int64_t last = clock_deadline_ms(FORCE_WAIT_MS);
     if (acceptor_wait(app->server.acceptor, last) != 0 ||
         waitgroup_wait(&app->workers, NULL, last) != 0) {
-        log_error("%zu connection threads and %zu worker threads did not stop in %d ms; "
+        size_t conns = live_connections(app), workers = waitgroup_count(&app->workers);
+        log_error("%zu connection thread%s and %zu worker thread%s did not stop in %d ms; "
                   "exiting without joining them",
-                  live_connections(app), waitgroup_count(&app->workers), FORCE_WAIT_MS);
-        _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
+                  conns, plural(conns), workers, plural(workers), FORCE_WAIT_MS);
+        /* One of the two exits without joining (the other is a second
+         * signal's, in signals.c): bounded, and the log says what is left. */
+        _exit(EXIT_RUNTIME);
     }
     return !expired; /* work was cut short: exit 1 */
 }
@@ -413,12 +422,13 @@ int main(int argc, char **argv)
     bool clean = drain(&app, server, cfg.no_drain ? 0 : cfg.grace_ms);
     struct acceptor_stats st;
     acceptor_stats(app.server.acceptor, &st);
-    log_info("served %llu requests on %llu connections, %llu closed at shutdown before a request "
-             "(%llu refused); processed %llu jobs",
-             (unsigned long long)atomic_load(&app.server.requests), (unsigned long long)st.started,
+    unsigned long long served = atomic_load(&app.server.requests), conns = st.started,
+                       jobs = atomic_load(&app.worker.processed);
+    log_info("served %llu request%s on %llu connection%s, %llu closed at shutdown before a "
+             "request (%llu refused); processed %llu job%s",
+             served, plural(served), conns, plural(conns),
              (unsigned long long)atomic_load(&app.server.unasked),
-             (unsigned long long)(st.refused + st.failed + st.stopped),
-             (unsigned long long)atomic_load(&app.worker.processed));
+             (unsigned long long)(st.refused + st.failed + st.stopped), jobs, plural(jobs));
     if (st.error != 0) {
         log_error("shutdown after a server failure: %s", strerror(st.error));
     } else if (!clean) {

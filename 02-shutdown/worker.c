@@ -45,12 +45,13 @@ void *worker_main(void *arg)
             size_t left = queue_len(w->queue);
             atomic_fetch_add(&w->abandoned, left);
             if (left > 0)
-                log_warn("grace period over, abandoning %zu queued jobs", left);
+                log_warn("grace period over, abandoning %zu queued job%s", left,
+                         left == 1 ? "" : "s");
             break;
         }
         if (err == EPIPE) { /* closed and empty: every accepted job is done */
-            log_info("queue closed and empty after %llu jobs",
-                     (unsigned long long)atomic_load(&w->processed));
+            unsigned long long done = atomic_load(&w->processed);
+            log_info("queue closed and empty after %llu job%s", done, done == 1 ? "" : "s");
             break;
         }
         if (err != 0) {
