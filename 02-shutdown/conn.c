@@ -736,7 +736,8 @@ void conn_serve(void *ctx, int fd, uint64_t id)
         if (res == SERVE_CLOSE)
             break;
     }
-    log_debug("connection from %s closed after %u responses: %s", c->peer, c->served, why);
+    log_debug("connection from %s closed after %u response%s: %s", c->peer, c->served,
+              c->served == 1 ? "" : "s", why);
     conn_unhook(c); /* before the acceptor closes fd: the hook must not reach a reused fd */
     /* Freed here, token and all, not when the thread is joined: the
      * server's child list follows its live connections exactly. */

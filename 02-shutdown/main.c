@@ -273,10 +273,13 @@ static void on_force(int signo, void *arg)
 {
     (void)signo;
     struct app *app = arg;
-    log_warn("abandoning %llu requests in flight, %s and %zu queued jobs; %llu jobs processed",
-             (unsigned long long)atomic_load(&app->server.in_flight),
+    unsigned long long flight = atomic_load(&app->server.in_flight);
+    unsigned long long queued = queue_len_now(&app->queue);
+    unsigned long long done = atomic_load(&app->worker.processed);
+    log_warn("abandoning %llu request%s in flight, %s and %llu queued job%s; %llu job%s processed",
+             flight, plural(flight),
              atomic_load(&app->worker.busy) ? "the job being processed" : "no job being processed",
-             queue_len_now(&app->queue), (unsigned long long)atomic_load(&app->worker.processed));
+             queued, plural(queued), done, plural(done));
 }
 
 /* work_left: is a request being read or answered, or a job queued or
@@ -302,10 +305,13 @@ static size_t live_connections(struct app *app)
 static void grace_expired(struct app *app, int64_t grace_ms)
 {
     queue_close(&app->queue);
-    log_warn("grace period of %lld ms expired: %llu requests in flight on %zu connections, %zu "
-             "jobs queued; abandoning them",
-             (long long)grace_ms, (unsigned long long)atomic_load(&app->server.in_flight),
-             live_connections(app), queue_len(&app->queue));
+    unsigned long long flight = atomic_load(&app->server.in_flight);
+    unsigned long long conns = live_connections(app);
+    unsigned long long queued = queue_len(&app->queue);
+    log_warn("grace period of %lld ms expired: %llu request%s in flight on %llu connection%s, "
+             "%llu job%s queued; abandoning them",
+             (long long)grace_ms, flight, plural(flight), conns, plural(conns), queued,
+             plural(queued));
     cancel_token_cancel(app->force); /* (12) everything in progress stops */
 }
 
@@ -316,10 +322,13 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
     bool expired = false;
-    log_info("draining: %zu connections open, %llu requests in flight, %zu jobs queued; grace "
-             "period %lld ms",
-             live_connections(app), (unsigned long long)atomic_load(&app->server.in_flight),
-             queue_len(&app->queue), (long long)grace_ms);
+    unsigned long long open = live_connections(app);
+    unsigned long long flight = atomic_load(&app->server.in_flight);
+    unsigned long long queued = queue_len(&app->queue);
+    log_info("draining: %llu connection%s open, %llu request%s in flight, %llu job%s queued; "
+             "grace period %lld ms",
+             open, plural(open), flight, plural(flight), queued, plural(queued),
+             (long long)grace_ms);
     /* (14) The accept loop closes its listener and returns: a quick join
      * (refused clients get at most 100 ms to read their 503). */
     int err = pthread_join(server, NULL);
@@ -432,10 +441,11 @@ int main(int argc, char **argv)
     if (st.error != 0) {
         log_error("shutdown after a server failure: %s", strerror(st.error));
     } else if (!clean) {
-        log_warn("shutdown incomplete: the grace period expired; %llu requests and %llu jobs "
+        unsigned long long reqs = atomic_load(&app.server.abandoned);
+        unsigned long long lost = atomic_load(&app.worker.abandoned);
+        log_warn("shutdown incomplete: the grace period expired; %llu request%s and %llu job%s "
                  "abandoned",
-                 (unsigned long long)atomic_load(&app.server.abandoned),
-                 (unsigned long long)atomic_load(&app.worker.abandoned));
+                 reqs, plural(reqs), lost, plural(lost));
     } else {
         status = EXIT_OK;
     }

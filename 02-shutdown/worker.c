@@ -37,7 +37,9 @@ void *worker_main(void *arg)
         struct job job;
         int err = queue_pop(w->queue, watch, -1, &job);
         if (err == ECANCELED && watch == w->token && !cancel_token_is_cancelled(w->force)) {
-            log_info("shutdown requested, draining %zu queued jobs", queue_len(w->queue));
+            size_t queued = queue_len(w->queue);
+            log_info("shutdown requested, draining %zu queued job%s", queued,
+                     queued == 1 ? "" : "s");
             watch = w->force; /* (11) drain: keep taking jobs */
             continue;
         }
