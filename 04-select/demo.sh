@@ -111,7 +111,7 @@ pause_client
 stop INT
 
 echo
-echo "--- 3. what goes wrong: --unsafe keeps the half line in a buffer that lives for one wait"
+echo "--- 3. what goes wrong: --unsafe keeps the half line in a buffer made for one turn of the loop"
 start --unsafe
 pause_client
 stop INT

@@ -1,8 +1,8 @@
 /* lines.h - the line server's connections: read lines until the client
  * leaves or the server shuts down, answer each one, lose nothing.
  *
- * tokio counterpart, the seed's read_or_shutdown in a loop with a second
- * timer branch:
+ * tokio counterpart, a connection task whose select! races the next line
+ * against the shutdown token and a timer:
  *
  *     let mut lines = BufReader::new(socket).lines(); // outlives every select!
  *     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -20,9 +20,9 @@
  *
  * next_line() is cancel-safe because the half-received line lives in
  * `lines`, outside the select!. The C version keeps it in a struct
- * linebuf owned by the connection; --unsafe puts it in a local variable
- * of the function that waits, which returns at every tick (the C form of
- * a read_line() future dropped by select!).
+ * linebuf owned by the connection; --unsafe puts it in a buffer made for
+ * one turn of the connection's loop, and a tick ends the turn (the C form
+ * of a read_line() future dropped by select!).
  */
 #ifndef LINES_H
 #define LINES_H

@@ -3,11 +3,12 @@
  *
  * tokio counterpart: tokio::select!, in two programs:
  *
- *     select fetch URL   fetch_with_timeout: reqwest::get raced against a
- *                        30 s sleep (and Ctrl-C), then error_for_status
- *     select lines       read_or_shutdown in a loop: a line server whose
- *                        connections wait on the socket, a tick and the
- *                        shutdown token, and never lose half a line
+ *     select fetch URL   select! { reqwest::get(url), sleep(30 s),
+ *                        token.cancelled() }, then error_for_status
+ *     select lines       a connection task looping on select! over
+ *                        lines.next_line(), an interval and
+ *                        token.cancelled(): a line server that never
+ *                        loses half a line
  *     select load        a load generator for `select lines` (benchmark)
  *
  * Read it top to bottom: the usage texts, the settings of each command,
@@ -60,7 +61,8 @@ static void usage(FILE *out)
         "line is kept in a buffer that outlives the wait.\n"
         "\n"
         "exit status: 0 success, 1 run-time failure, 2 usage error, 3 deadline passed,\n"
-        "             130/143 interrupted by SIGINT/SIGTERM\n");
+        "             130/143 SIGINT/SIGTERM: fetch and load interrupted, lines forced\n"
+        "             out by a second signal\n");
 }
 
 static void usage_fetch(FILE *out)
@@ -101,7 +103,8 @@ static void usage_lines(FILE *out)
             "A line server: every line a client sends is answered \"LEN LINE\" (its length in\n"
             "bytes, a space, the line as received). Each connection's thread waits in one poll\n"
             "on its socket, the shutdown token and a tick; a half-received line stays in the\n"
-            "connection's buffer whatever wakes it. Try: nc 127.0.0.1 7070\n"
+            "connection's buffer whatever wakes it. Try, in bash:\n"
+            "  exec 5<>/dev/tcp/127.0.0.1/7070; echo hello >&5; head -n 1 <&5; exec 5<&-\n"
             "\n"
             "options (each overrides the environment variable beside it; every D is at\n"
             "most 1h):\n"
@@ -124,8 +127,9 @@ static void usage_lines(FILE *out)
             "                                          (default info; trace logs every tick)\n"
             "  -v, -vv                                 one or two levels more verbose\n"
             "  --unsafe                                what goes wrong: the half-received line\n"
-            "                                          lives in a buffer local to one wait, and\n"
-            "                                          is lost at every tick\n"
+            "                                          lives in a buffer made for one turn of\n"
+            "                                          the connection's loop, and a tick ends\n"
+            "                                          the turn: lost at every tick\n"
             "  -h, --help                              this text\n"
             "\n" PARSE_DURATION_HELP ".\n" PARSE_SIZE_HELP ".\n"
             "\n"
@@ -272,7 +276,7 @@ static const struct cli_setting fetch_settings[F_N] = {
 static int fetch_configure(struct fetch_options *o, int64_t *timeout_ms, int argc, char **argv)
 {
     *o = (struct fetch_options){.max_redirects = 10, .max_body = 100 << 20};
-    *timeout_ms = 30000; /* the seed's 30 s */
+    *timeout_ms = 30000; /* 30 s, as the tokio version's sleep(30s) */
     for (int a = 1; a < argc; a++)
         if (strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0) {
             usage_fetch(stdout);
@@ -640,8 +644,8 @@ static int lines_main(int argc, char **argv)
     bool clean = lines_drain(&app, acceptor, cfg.grace_ms);
     struct acceptor_stats conns;
     acceptor_stats(app.acceptor, &conns);
-    log_info("lines answered: %llu (%llu bytes); connections: %llu accepted, %llu refused, %llu "
-             "ended mid-line, %llu told goodbye at shutdown; %llu ticks served",
+    log_info("lines answered: %llu (%llu bytes, newlines not counted); connections: %llu accepted, "
+             "%llu refused, %llu ended mid-line, %llu told goodbye at shutdown; %llu ticks served",
              (unsigned long long)atomic_load(&app.server.lines),
              (unsigned long long)atomic_load(&app.server.bytes), (unsigned long long)conns.started,
              (unsigned long long)(conns.refused + conns.failed + conns.stopped),
@@ -757,8 +761,8 @@ static int load_main(int argc, char **argv)
                 (unsigned long long)r.answered, (unsigned long long)r.wrong, unexpected);
     } else {
         fprintf(stderr,
-                "%llu lines (%llu bytes) over %zu connections in %.3f s: %.0f lines/s; %llu "
-                "answered correctly, %llu wrong, %llu bytes lost%s\n",
+                "%llu lines (%llu bytes, newlines included) over %zu connections in %.3f s: %.0f "
+                "lines/s; %llu answered correctly, %llu wrong, %llu bytes lost%s\n",
                 (unsigned long long)r.sent, (unsigned long long)r.bytes_sent, cfg.connections, secs,
                 rate, (unsigned long long)r.answered, (unsigned long long)r.wrong,
                 (unsigned long long)r.bytes_lost, unexpected);
