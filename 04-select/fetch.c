@@ -189,10 +189,10 @@ static int wait_done(CURLM *m, struct cancel_token *token, int token_fd, int64_t
         if (mc != CURLM_OK)
             return mc == CURLM_OUT_OF_MEMORY ? ENOMEM : EIO;
         if (running == 0)
-            return 0; /* branch 1 won: the response is complete (or failed) */
+            return 0; /* the first branch won: the response is complete (or failed) */
         /* (3) The token: its fd is readable once Ctrl-C has cancelled it. */
         if (token != NULL && cancel_token_is_cancelled(token))
-            return ECANCELED; /* branch 3 won */
+            return ECANCELED; /* the second branch won: Ctrl-C */
         struct curl_waitfd extra = {.fd = token_fd, .events = CURL_WAIT_POLLIN};
         /* (4) The deadline: poll's timeout, recomputed from an absolute
          * time on every turn so early wake-ups never stretch it. Rounded
@@ -200,7 +200,7 @@ static int wait_done(CURLM *m, struct cancel_token *token, int token_fd, int64_t
         int64_t left_ns = deadline_ns - clock_now_ns();
         if (left_ns <= 0) {
             *late_ns = -left_ns;
-            return ETIMEDOUT; /* branch 2 won: the caller drops the transfer */
+            return ETIMEDOUT; /* the third branch won: the caller drops the transfer */
         }
         int timeout_ms = (int)((left_ns + 999999) / 1000000);
         /* (5) One wait for all three. curl shortens the timeout to its
