@@ -1,6 +1,7 @@
 /* cache.c - the cache actor and its handle (see cache.h).
  *
- * tokio counterpart: the tokio version's CacheActor::run and CacheHandle methods.
+ * tokio counterpart: the tokio version's run_actor and CacheHandle
+ * methods (README).
  * The actor is a thread in a loop over mpsc_recv_many, so it drains every
  * queued command per wake-up; each command carries a oneshot for its
  * reply, and a reply nobody waits for any more is dropped without fuss
@@ -22,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* (2) The commands: the tokio version's enum CacheCommand, one struct with a tag. */
+/* (2) The commands: the tokio version's enum Command, one struct with a tag. */
 enum cache_op {
     CACHE_GET,    /* reply: found + value copy (Option<String>) */
     CACHE_SET,    /* reply: nothing but "done" (()) */

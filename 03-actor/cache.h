@@ -1,11 +1,11 @@
 /* cache.h - the cache actor and its handle.
  *
- * tokio counterpart: the tokio version's CacheActor + CacheHandle. One thread (the
- * actor) owns a hash map; commands reach it through a bounded mpsc
- * channel, each carrying a oneshot for its reply:
+ * tokio counterpart: the tokio version's run_actor + CacheHandle (README).
+ * One thread (the actor) owns a hash map; commands reach it through a
+ * bounded mpsc channel, each carrying a oneshot for its reply:
  *
  *     let (reply, rx) = oneshot::channel();
- *     self.tx.send(CacheCommand::Get { key, reply }).await?;
+ *     self.tx.send(Command::Get { key: key.to_owned(), reply }).await?;
  *     Ok(rx.await?)
  *
  * The handle is the only way in. It is cheap to clone (a clone is one more

@@ -55,7 +55,7 @@ client() {
 
 # raw TEXT: send TEXT (printf format) as a client typing by hand would.
 raw() {
-    echo "# typed by hand on a TCP connection (as with telnet 127.0.0.1 \$PORT):"
+    echo "# typed by hand on a TCP connection (as with bash's /dev/tcp, see Run it):"
     printf '%s\n' "$1"
     # shellcheck disable=SC2059
     printf "$1" | python3 -c '

@@ -67,7 +67,9 @@ static void usage(FILE *out)
             "\n"
             "commands: PING [msg], ECHO msg, GET key, SET key value, DEL key [key ...],\n"
             "          DBSIZE, QUIT, and enough of COMMAND and CONFIG GET for redis-cli and\n"
-            "          redis-benchmark. Inline commands (typed by hand over telnet) work too.\n"
+            "          redis-benchmark (-t get,set). Inline commands (typed by hand, e.g.\n"
+            "          over bash's /dev/tcp) work too. At most 1024 elements a command\n"
+            "          (DEL: 1023 keys); more is a protocol error.\n"
             "\n"
             "options (each overrides the environment variable beside it; every D is at\n"
             "most 1h):\n"
@@ -317,7 +319,7 @@ static bool drain(struct app *app, pthread_t server, int64_t grace_ms)
         if (acceptor_wait(app->server.acceptor, clock_deadline_ms(FORCE_WAIT_MS)) != 0) {
             log_error("%zu connection threads did not stop in %d ms; exiting without them",
                       live_connections(app), FORCE_WAIT_MS);
-            _exit(EXIT_RUNTIME); /* the one sanctioned exit without joining */
+            _exit(EXIT_RUNTIME); /* an exit without joining; a second signal is the other */
         }
     } /* acceptor_wait returned 0: every connection thread is joined */
     /* Cut short means a command or a reply was abandoned; a connection
