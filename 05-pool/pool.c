@@ -454,7 +454,8 @@ static int open_one(struct pool *p, int64_t deadline_ms, struct pool_conn **out,
          * an outage at warn, wherever it happened, the rest at debug. */
         lock_release(&p->lock);
         if (first)
-            log_warn("pool: cannot open a connection: %s (retrying with backoff)", why);
+            log_warn("pool: cannot open a connection: %s (pool backoff %lld ms; more at debug)",
+                     why, (long long)retry);
         else
             log_debug("pool: cannot open a connection: %s (pool backoff %lld ms)", why,
                       (long long)retry);
