@@ -475,9 +475,10 @@ int blocking_submit(struct blocking_pool *p, bool cpu, blocking_work_fn *work,
     if (err != 0) {
         free(w);
         if (first)
-            log_error("blocking pool: cannot create a thread: %s (%u threads; %u jobs queued "
+            log_error("blocking pool: cannot create a thread: %s (%u thread%s; %u job%s queued "
                       "wait for one)",
-                      strerror(err), threads, queued);
+                      strerror(err), threads, threads == 1 ? "" : "s", queued,
+                      queued == 1 ? "" : "s");
     }
     return 0;
 }
@@ -551,8 +552,8 @@ unsigned blocking_shutdown(struct blocking_pool *p, int64_t deadline_ms)
     unsigned threads = p->threads;
     lock_release(&p->lock);
     if (still > 0)
-        log_warn("blocking pool: %u jobs still running at the deadline (%u threads)", still,
-                 threads);
+        log_warn("blocking pool: %u job%s still running at the deadline (%u thread%s)", still,
+                 still == 1 ? "" : "s", threads, threads == 1 ? "" : "s");
     return still;
 }
 

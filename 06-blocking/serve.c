@@ -254,15 +254,22 @@ struct serve_app {
     struct blocking_pool *pool; /* the pool, or NULL with --inline */
 };
 
+/* plural: "s" unless n is 1, for counts in log lines. */
+static const char *plural(unsigned long long n)
+{
+    return n == 1 ? "" : "s";
+}
+
 /* serve_on_force: the second signal: say what is abandoned (atomics only). */
 static void serve_on_force(int signo, void *arg)
 {
     (void)signo;
     struct serve_app *app = arg;
-    log_warn("abandoning %llu requests in flight (%llu waiting for jobs) on %u connections",
-             (unsigned long long)atomic_load(&app->server.in_flight),
-             (unsigned long long)atomic_load(&app->server.jobs_waiting),
-             atomic_load(&app->server.open));
+    unsigned long long flight = atomic_load(&app->server.in_flight);
+    unsigned open = atomic_load(&app->server.open);
+    log_warn("abandoning %llu request%s in flight (%llu waiting for jobs) on %u connection%s",
+             flight, plural(flight), (unsigned long long)atomic_load(&app->server.jobs_waiting),
+             open, plural(open));
 }
 
 /* [snippet:drain] */
@@ -272,10 +279,11 @@ static void serve_on_force(int signo, void *arg)
 static void serve_drain(struct serve_app *app, int64_t grace_ms)
 {
     int64_t deadline = clock_deadline_ms(grace_ms);
-    log_info("draining: %u connections open, %llu requests in flight, %llu waiting for jobs; "
+    unsigned open = atomic_load(&app->server.open);
+    unsigned long long flight = atomic_load(&app->server.in_flight);
+    log_info("draining: %u connection%s open, %llu request%s in flight, %llu waiting for jobs; "
              "grace period %lld ms",
-             atomic_load(&app->server.open),
-             (unsigned long long)atomic_load(&app->server.in_flight),
+             open, plural(open), flight, plural(flight),
              (unsigned long long)atomic_load(&app->server.jobs_waiting), (long long)grace_ms);
     /* (1) The pool: queued jobs dropped (their completions, ECANCELED,
      * answer 503), running ones waited for. Their completions are posted
@@ -283,20 +291,21 @@ static void serve_drain(struct serve_app *app, int64_t grace_ms)
     if (app->pool != NULL) {
         unsigned left = blocking_shutdown(app->pool, deadline);
         if (left > 0) {
-            log_warn("grace period of %lld ms expired: %u jobs still running, %llu requests in "
-                     "flight; abandoning them",
-                     (long long)grace_ms, left,
-                     (unsigned long long)atomic_load(&app->server.in_flight));
+            unsigned long long still = atomic_load(&app->server.in_flight);
+            log_warn("grace period of %lld ms expired: %u job%s still running, %llu request%s "
+                     "in flight; abandoning them",
+                     (long long)grace_ms, left, plural(left), still, plural(still));
             _exit(SERVE_EXIT_RUNTIME); /* the sanctioned exit: pool threads still run */
         }
     }
     /* (2) The loops finish what is in flight (writing the pool's answers
      * included) and close every connection. */
     if (server_wait_idle(&app->server, deadline) != 0) {
-        log_warn("grace period of %lld ms expired: %u connections still open, %llu requests in "
-                 "flight; abandoning them",
-                 (long long)grace_ms, atomic_load(&app->server.open),
-                 (unsigned long long)atomic_load(&app->server.in_flight));
+        unsigned left = atomic_load(&app->server.open);
+        unsigned long long still = atomic_load(&app->server.in_flight);
+        log_warn("grace period of %lld ms expired: %u connection%s still open, %llu request%s "
+                 "in flight; abandoning them",
+                 (long long)grace_ms, left, plural(left), still, plural(still));
         _exit(SERVE_EXIT_RUNTIME); /* a loop may be mid-hash (--inline): no join */
     }
     /* (3) Nothing will be posted to the loops any more: stop and join them. */
@@ -354,12 +363,13 @@ int serve_main(int argc, char **argv)
 
     cancel_token_wait(token, -1); /* until a signal (or a failed loop) */
     serve_drain(&app, cfg.grace_ms);
-    log_info("served %llu requests on %llu connections (%llu refused, %llu jobs dropped at "
+    unsigned long long served = atomic_load(&app.server.requests);
+    unsigned long long conns = atomic_load(&app.server.accepted);
+    unsigned long long dropped = atomic_load(&app.server.cancelled);
+    log_info("served %llu request%s on %llu connection%s (%llu refused, %llu job%s dropped at "
              "shutdown)",
-             (unsigned long long)atomic_load(&app.server.requests),
-             (unsigned long long)atomic_load(&app.server.accepted),
-             (unsigned long long)atomic_load(&app.server.refused),
-             (unsigned long long)atomic_load(&app.server.cancelled));
+             served, plural(served), conns, plural(conns),
+             (unsigned long long)atomic_load(&app.server.refused), dropped, plural(dropped));
     status = SERVE_EXIT_OK;
 
 out_stop_signals:

@@ -191,7 +191,8 @@ static void server_accept_batch(struct server_loop *sl, bool refusing)
             atomic_fetch_sub(&s->open, 1);
             atomic_fetch_add(&s->refused, 1);
             if (!sl->full_logged) {
-                log_warn("%u connections open: refusing new ones with 503", s->cfg.max_connections);
+                log_warn("%u connection%s open: refusing new ones with 503", s->cfg.max_connections,
+                         s->cfg.max_connections == 1 ? "" : "s");
                 sl->full_logged = true;
             }
             conn_refuse(sl, fd, "too many connections\n");
@@ -235,7 +236,8 @@ static void server_on_cancel(struct loop *l, void *arg)
         sl->listen_fd = -1;
     }
     conn_shutdown_all(sl);
-    log_debug("stopped accepting; %zu connections left on this loop", sl->nconns);
+    log_debug("stopped accepting; %zu connection%s left on this loop", sl->nconns,
+              sl->nconns == 1 ? "" : "s");
 }
 /* [/snippet] */
 
